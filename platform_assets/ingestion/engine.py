@@ -1,0 +1,377 @@
+"""Runs one tracked load of a PostgreSQL table or query into the bronze layer.
+
+Order of a run (each step's failure marks the run ``failed`` and leaves the watermark):
+
+1. bootstrap the tracking tables; take the source's advisory lock; mark runs of the
+   source left ``running`` by a crashed process ``failed``; insert this run ``running``;
+2. in one read-only snapshot: read column types, decide the extract range, stream
+   ``COPY`` into a local Parquet file;
+3. upload the file (the object appears at its key only when complete);
+4. in one platform transaction: mark the run ``success``, move the watermark, log the schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from platform_assets.ingestion import pg_catalog, query_builder, tracking
+from platform_assets.ingestion.errors import IngestionError, WatermarkError
+from platform_assets.ingestion.load_planning import (
+    LoadMode,
+    WatermarkColumn,
+    catchup_floor,
+    incremental_range,
+    next_watermark,
+    window_range,
+)
+from platform_assets.ingestion.parquet_sink import ParquetSink
+from platform_assets.ingestion.pg_copy_reader import read_copy
+from platform_assets.ingestion.query_builder import ExtractRange
+from platform_assets.ingestion.schema_metadata import postgres_schema_metadata
+from platform_assets.ingestion.source_session import ExtractSnapshot, read_only_snapshot
+from platform_assets.ingestion.type_mapping import ColumnMapping, arrow_schema, map_column
+from platform_assets.ingestion.watermark_values import Window, WatermarkValue, check_column_type
+from platform_resources.config import ObjectStoreSettings, PostgresSettings
+from platform_resources.object_store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_WAIT_SECONDS = 1800.0
+
+
+@dataclass
+class Services:
+    """Where a load reads from and writes to."""
+
+    source: PostgresSettings
+    platform: PostgresSettings
+    store: ObjectStore
+    bronze_bucket: str = "bronze"
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
+    work_dir: Path | None = None
+    _bootstrapped: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_env(cls) -> Services:
+        store_settings = ObjectStoreSettings.from_env()
+        return cls(
+            source=PostgresSettings.from_env(),
+            platform=PostgresSettings.from_env(prefix="PLATFORM_"),
+            store=ObjectStore(store_settings.client(), store_settings.endpoint_url),
+            bronze_bucket=store_settings.buckets["bronze"],
+            lock_wait_seconds=float(
+                os.environ.get("INGESTION_LOCK_WAIT_SECONDS", DEFAULT_LOCK_WAIT_SECONDS)
+            ),
+        )
+
+    def connect_platform(self) -> Any:
+        try:
+            conn = self.platform.connect(application_name="data_platform:tracking")
+        except Exception as e:
+            raise IngestionError(
+                f"cannot connect to the platform database {self.platform.describe()}: "
+                f"{str(e).strip()}; check that PostgreSQL is running and the PG* settings"
+            ) from e
+        conn.autocommit = True
+        key = self.platform.describe()
+        if key not in self._bootstrapped:
+            tracking.bootstrap(conn)
+            self._bootstrapped.add(key)
+        return conn
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """One load. ``schema``/``table`` for a relation, or ``query`` for a custom query."""
+
+    source_name: str
+    object_key: str
+    execution_date: str
+    mode: LoadMode = "full"
+    schema: str | None = None
+    table: str | None = None
+    query: str | None = None
+    watermark_column: str | None = None
+    watermark_type: str | None = None
+    window: Window | None = None
+    replay_range: ExtractRange | None = None
+    partition_key: str | None = None
+    dagster_run_id: str | None = None
+    source_type: str = "postgres"
+
+
+@dataclass
+class _Extract:
+    mappings: list[ColumnMapping]
+    extract_range: ExtractRange | None
+    snapshot: ExtractSnapshot
+    row_count: int
+    file_size_bytes: int
+    checksum: str
+    loaded_max: WatermarkValue | None
+    watermark_column: WatermarkColumn | None
+
+
+def run_load(request: LoadRequest, services: Services) -> dict[str, Any]:
+    """Run one tracked load and return the guide's result dict."""
+    validate_object_key(request.object_key)
+    uri = f"s3://{services.bronze_bucket}/{request.object_key}"
+    platform = services.connect_platform()
+    try:
+        with tracking.source_lock(platform, request.source_name, services.lock_wait_seconds):
+            stale = tracking.fail_stale_runs(platform, request.source_name)
+            if stale:
+                log.warning("%s: marked %d stale running row(s) failed", request.source_name, stale)
+            run_id = tracking.start_run(
+                platform,
+                tracking.RunStart(
+                    source_name=request.source_name,
+                    source_type=request.source_type,
+                    execution_date=request.execution_date,
+                    object_key=request.object_key,
+                    uri=uri,
+                    load_mode=request.mode,
+                    partition_key=request.partition_key,
+                    dagster_run_id=request.dagster_run_id,
+                    watermark_column=request.watermark_column,
+                ),
+            )
+            try:
+                return _load(request, services, platform, run_id, uri)
+            except Exception as e:
+                tracking.finish_failed(platform, run_id, str(e))
+                if isinstance(e, IngestionError):
+                    raise
+                raise IngestionError(f"{request.source_name}: Failed to ingest: {e}") from e
+    finally:
+        platform.close()
+
+
+def _load(
+    request: LoadRequest, services: Services, platform: Any, run_id: int, uri: str
+) -> dict[str, Any]:
+    stored = (
+        tracking.read_watermark(platform, request.source_name) if request.watermark_column else None
+    )
+    services.store.ensure_bucket(services.bronze_bucket)
+    with tempfile.TemporaryDirectory(prefix="ingest-", dir=services.work_dir) as tmp:
+        local = Path(tmp) / "data.parquet"
+        extract = _extract(request, services, stored, local)
+        services.store.upload_file(local, services.bronze_bucket, request.object_key)
+
+    watermark_before = stored.value if stored else None
+    watermark_after, watermark_update = _watermark_update(
+        request, platform, extract, stored, run_id
+    )
+    schema = postgres_schema_metadata(
+        extract.mappings, request.schema, request.table, request.query
+    )
+    tracking.commit_success(
+        platform,
+        run_id,
+        request.source_name,
+        request.execution_date,
+        tracking.RunSuccess(
+            row_count=extract.row_count,
+            file_size_bytes=extract.file_size_bytes,
+            checksum=extract.checksum,
+            watermark_before=watermark_before,
+            watermark_after=watermark_after,
+            extract_range=extract.extract_range.to_json() if extract.extract_range else None,
+            source_snapshot=str(extract.snapshot.snapshot),
+            snapshot_taken_at=extract.snapshot.taken_at,
+            needs_late_check=_needs_late_check(request, extract),
+            schema_metadata=schema,
+        ),
+        watermark_update,
+    )
+    log.info("%s: %d rows -> %s", request.source_name, extract.row_count, uri)
+    result: dict[str, Any] = {
+        "uri": uri,
+        "object_key": request.object_key,
+        "row_count": extract.row_count,
+        "file_size_bytes": extract.file_size_bytes,
+        "checksum": extract.checksum,
+        "source_name": request.source_name,
+        "source_type": request.source_type,
+        "execution_date": request.execution_date,
+        "status": "success",
+        "run_id": run_id,
+        "load_mode": request.mode,
+        "schema": schema,
+        "extract_range": extract.extract_range.to_json() if extract.extract_range else None,
+    }
+    if request.watermark_column:
+        result.update(
+            watermark_column=request.watermark_column,
+            watermark_type=request.watermark_type,
+            watermark_before=watermark_before,
+            watermark_after=watermark_after,
+        )
+    return result
+
+
+def _extract(
+    request: LoadRequest, services: Services, stored: tracking.StoredWatermark | None, local: Path
+) -> _Extract:
+    with read_only_snapshot(services.source, request.source_name) as (cur, snapshot):
+        if request.query is not None:
+            columns = pg_catalog.describe_query(cur, request.query, request.source_name)
+        else:
+            columns = pg_catalog.describe_table(cur, request.schema, request.table)
+        mappings = [map_column(c) for c in columns]
+        watermark_column = _watermark_column(request, columns)
+        extract_range = _plan(request, watermark_column, stored)
+        if request.query is not None:
+            select = query_builder.query_extract(request.query, mappings).as_string(cur)
+        else:
+            composed, params = query_builder.table_extract(
+                request.schema, request.table, mappings, extract_range or ExtractRange()
+            )
+            select = cur.mogrify(composed, params).decode() if params else composed.as_string(cur)
+        schema = arrow_schema(mappings)
+        sink = ParquetSink(local, schema)
+        loaded_max: WatermarkValue | None = None
+        try:
+            for batch in read_copy(
+                cur, query_builder.copy_statement(select), mappings, request.source_name
+            ):
+                batch = _conform(batch, schema, request.source_name)
+                if watermark_column is not None and batch.num_rows:
+                    batch_max = pc.max(batch.column(watermark_column.name)).as_py()
+                    if batch_max is not None and (loaded_max is None or batch_max > loaded_max):
+                        loaded_max = batch_max
+                sink.write(batch)
+        except BaseException:
+            sink.abort()
+            raise
+        written = sink.close()
+    return _Extract(
+        mappings=mappings,
+        extract_range=extract_range,
+        snapshot=snapshot,
+        row_count=written.row_count,
+        file_size_bytes=written.size_bytes,
+        checksum=written.md5,
+        loaded_max=loaded_max,
+        watermark_column=watermark_column,
+    )
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, source_name: str) -> pa.RecordBatch:
+    try:
+        return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise IngestionError(f"{source_name}: extracted data does not match its schema: {e}") from e
+
+
+def _watermark_column(request: LoadRequest, columns: list[Any]) -> WatermarkColumn | None:
+    if not request.watermark_column:
+        return None
+    by_name = {c.name: c for c in columns}
+    column = by_name.get(request.watermark_column)
+    if column is None:
+        raise WatermarkError(
+            f"{request.source_name}: watermark column {request.watermark_column!r} does not exist; "
+            f"columns are {sorted(by_name)}"
+        )
+    check_column_type(
+        request.source_name, column.name, column.type_name, request.watermark_type or "timestamp"
+    )
+    return WatermarkColumn(column.name, column.type_name, request.watermark_type or "timestamp")
+
+
+def _plan(
+    request: LoadRequest,
+    column: WatermarkColumn | None,
+    stored: tracking.StoredWatermark | None,
+) -> ExtractRange | None:
+    if request.mode == "replay":
+        return request.replay_range
+    if column is None:
+        return None
+    if request.mode == "incremental":
+        return incremental_range(request.source_name, column, stored)
+    if request.mode == "window":
+        return window_range(column, request.window or Window(None, None))
+    return ExtractRange(column=column.name, cast_type=column.pg_type)
+
+
+def _watermark_update(
+    request: LoadRequest,
+    platform: Any,
+    extract: _Extract,
+    stored: tracking.StoredWatermark | None,
+    run_id: int,
+) -> tuple[str | None, tracking.WatermarkUpdate | None]:
+    column = extract.watermark_column
+    if column is None:
+        return None, None
+    before = stored.value if stored and stored.column == column.name else None
+    after = next_watermark(before, extract.loaded_max, column.pg_type)
+    snapshot = extract.snapshot
+    if request.mode == "incremental":
+        last_snapshot = str(snapshot.snapshot)
+        open_before = snapshot.open_before
+        floor = catchup_floor(
+            open_before,
+            bool(snapshot.snapshot.xip),
+            before,
+            after,
+            tracking.watermark_as_of(platform, request.source_name, open_before.oldest_start)
+            if open_before.oldest_start
+            else None,
+        )
+    else:
+        last_snapshot = stored.last_snapshot if stored else None
+        floor = stored.catchup_floor if stored else None
+    return after, tracking.WatermarkUpdate(
+        column=column.name,
+        value=after,
+        watermark_type=column.watermark_type,
+        last_snapshot=last_snapshot,
+        catchup_floor=floor,
+    )
+
+
+def _needs_late_check(request: LoadRequest, extract: _Extract) -> bool:
+    """Whether rows may still be committed into this partition's window later."""
+    if request.mode != "window" or request.window is None:
+        return False
+    snapshot = extract.snapshot
+    if not snapshot.open_before.none or snapshot.snapshot.xip:
+        return True
+    end = request.window.end
+    if end is None:
+        return True
+    taken_at = snapshot.taken_at
+    if isinstance(end, dt.datetime):
+        if end.tzinfo is None:
+            taken_at = taken_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return end > taken_at
+    return end > taken_at.date()
+
+
+def validate_object_key(key: str) -> None:
+    """Refuse keys that S3 would reject or that escape their prefix."""
+    parts = key.split("/")
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in {"", ".", ".."} for p in parts)
+        or any(ord(ch) < 32 or ch == "\\" for ch in key)
+        or len(key.encode()) > 1024
+    ):
+        raise IngestionError(
+            f"object key {key!r} is not allowed: use a relative path of non-empty segments "
+            "without '.', '..', backslashes or control characters (at most 1024 bytes)"
+        )

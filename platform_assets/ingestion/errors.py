@@ -1,0 +1,17 @@
+"""Exception hierarchy of the ingestion engine (the names the user guide uses)."""
+
+
+class IngestionError(Exception):
+    """A load failed: reading the source, converting it or storing it."""
+
+
+class WatermarkError(IngestionError):
+    """The high-water mark of an incremental source could not be read or moved."""
+
+
+class SchemaDetectionError(IngestionError):
+    """The structure of a source could not be read or is not usable."""
+
+
+class SourceBusyError(IngestionError):
+    """Another run of the same source holds its lock."""

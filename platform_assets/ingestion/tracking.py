@@ -1,0 +1,311 @@
+"""The tracking tables in ``data_platform``: bootstrap, run rows, watermarks, locks.
+
+Every function takes an open psycopg2 connection to the platform database in
+autocommit mode; the one multi-statement write (``commit_success``) runs in its own
+transaction so that a run's ``success`` and its watermark move together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2.extras import Json
+
+from platform_assets.ingestion.errors import IngestionError, SourceBusyError, WatermarkError
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+BOOTSTRAP_LOCK_KEY = "data_platform:bootstrap"
+
+
+def sql_files() -> list[Path]:
+    return sorted(SQL_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+
+
+def bootstrap(conn: Any) -> list[str]:
+    """Apply the numbered DDL files not applied yet; returns the names applied.
+
+    Serialised by an advisory lock so parallel runs can bootstrap at once.
+    """
+    applied: list[str] = []
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (BOOTSTRAP_LOCK_KEY,))
+            cur.execute(
+                "CREATE SCHEMA IF NOT EXISTS data_platform;"
+                "CREATE TABLE IF NOT EXISTS data_platform.schema_migrations ("
+                " filename TEXT PRIMARY KEY, sha256 TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            cur.execute("SELECT filename, sha256 FROM data_platform.schema_migrations")
+            done = dict(cur.fetchall())
+            for path in sql_files():
+                text = path.read_text()
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                if done.get(path.name) == digest:
+                    continue
+                cur.execute(text)
+                cur.execute(
+                    "INSERT INTO data_platform.schema_migrations (filename, sha256) VALUES (%s, %s) "
+                    "ON CONFLICT (filename) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
+                    (path.name, digest),
+                )
+                applied.append(path.name)
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+    return applied
+
+
+@contextmanager
+def source_lock(conn: Any, source_name: str, wait_seconds: float) -> Iterator[None]:
+    """Hold the per-source advisory lock; SourceBusyError after ``wait_seconds``."""
+    with conn.cursor() as cur:
+        cur.execute("SET lock_timeout = %s", (f"{int(wait_seconds * 1000)}ms",))
+        try:
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"source:{source_name}",))
+        except psycopg2.errors.LockNotAvailable as e:
+            raise SourceBusyError(
+                f"{source_name}: another run of this source held its lock for more than "
+                f"{wait_seconds:.0f}s; let it finish, or raise INGESTION_LOCK_WAIT_SECONDS"
+            ) from e
+        finally:
+            cur.execute("RESET lock_timeout")
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"source:{source_name}",))
+
+
+def fail_stale_runs(conn: Any, source_name: str) -> int:
+    """Mark ``running`` rows of a source failed; call only while holding its lock."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE data_platform.ingestion_metadata SET status = 'failed', finished_at = now(), "
+            "error_message = 'run did not finish (its process crashed or was killed); "
+            "marked failed by the next run of this source' "
+            "WHERE source_name = %s AND status = 'running'",
+            (source_name,),
+        )
+        return cur.rowcount
+
+
+@dataclass(frozen=True)
+class RunStart:
+    source_name: str
+    source_type: str
+    execution_date: str
+    object_key: str
+    uri: str
+    load_mode: str
+    partition_key: str | None = None
+    dagster_run_id: str | None = None
+    watermark_column: str | None = None
+
+
+def start_run(conn: Any, run: RunStart) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO data_platform.ingestion_metadata (source_name, source_type, execution_date, "
+            "status, object_key, uri, load_mode, partition_key, dagster_run_id, watermark_column) "
+            "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                run.source_name, run.source_type, run.execution_date, run.object_key, run.uri,
+                run.load_mode, run.partition_key, run.dagster_run_id, run.watermark_column,
+            ),
+        )
+        return cur.fetchone()[0]
+
+
+def finish_failed(conn: Any, run_id: int, message: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE data_platform.ingestion_metadata SET status = 'failed', error_message = %s, "
+            "finished_at = now() WHERE id = %s",
+            (message, run_id),
+        )
+
+
+@dataclass(frozen=True)
+class StoredWatermark:
+    source_name: str
+    column: str
+    value: str | None
+    watermark_type: str
+    last_snapshot: str | None
+    catchup_floor: str | None
+
+
+def read_watermark(conn: Any, source_name: str) -> StoredWatermark | None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT source_name, watermark_column, watermark_value, watermark_type, "
+                "last_snapshot, catchup_floor FROM data_platform.watermarks WHERE source_name = %s",
+                (source_name,),
+            )
+            row = cur.fetchone()
+    except psycopg2.Error as e:
+        raise WatermarkError(
+            f"{source_name}: Failed to query watermark: {str(e).strip()}; verify that "
+            "data_platform.watermarks exists (run the bootstrap) and PostgreSQL is reachable"
+        ) from e
+    return StoredWatermark(*row) if row else None
+
+
+@dataclass(frozen=True)
+class WatermarkUpdate:
+    column: str
+    value: str | None
+    watermark_type: str
+    last_snapshot: str | None
+    catchup_floor: str | None
+
+
+@dataclass(frozen=True)
+class RunSuccess:
+    row_count: int
+    file_size_bytes: int
+    checksum: str
+    watermark_before: str | None
+    watermark_after: str | None
+    extract_range: dict[str, Any] | None
+    source_snapshot: str | None
+    snapshot_taken_at: dt.datetime | None
+    needs_late_check: bool
+    schema_metadata: dict[str, Any] | None
+
+
+def commit_success(
+    conn: Any,
+    run_id: int,
+    source_name: str,
+    execution_date: str,
+    result: RunSuccess,
+    watermark: WatermarkUpdate | None,
+) -> None:
+    """Mark the run ``success``, move the watermark and log the schema, atomically."""
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                "UPDATE data_platform.ingestion_metadata SET status = 'success', row_count = %s, "
+                "file_size_bytes = %s, checksum = %s, watermark_before = %s, watermark_after = %s, "
+                "extract_range = %s, source_snapshot = %s, snapshot_taken_at = %s, "
+                "needs_late_check = %s, finished_at = now(), error_message = NULL WHERE id = %s",
+                (
+                    result.row_count, result.file_size_bytes, result.checksum,
+                    result.watermark_before, result.watermark_after,
+                    Json(result.extract_range) if result.extract_range else None,
+                    result.source_snapshot, result.snapshot_taken_at, result.needs_late_check, run_id,
+                ),
+            )
+            if watermark is not None:
+                cur.execute(
+                    "INSERT INTO data_platform.watermarks (source_name, watermark_column, "
+                    "watermark_value, watermark_type, last_snapshot, catchup_floor, last_run_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source_name) DO UPDATE SET "
+                    "watermark_column = EXCLUDED.watermark_column, watermark_value = EXCLUDED.watermark_value, "
+                    "watermark_type = EXCLUDED.watermark_type, last_snapshot = EXCLUDED.last_snapshot, "
+                    "catchup_floor = EXCLUDED.catchup_floor, last_run_id = EXCLUDED.last_run_id, "
+                    "updated_at = now()",
+                    (
+                        source_name, watermark.column, watermark.value, watermark.watermark_type,
+                        watermark.last_snapshot, watermark.catchup_floor, run_id,
+                    ),
+                )
+            if result.schema_metadata is not None:
+                text = json.dumps(result.schema_metadata, sort_keys=True)
+                cur.execute(
+                    "INSERT INTO data_platform.schema_history (source_name, schema_metadata, "
+                    "execution_date, run_id, schema_hash) VALUES (%s, %s, %s, %s, %s)",
+                    (source_name, text, execution_date, run_id, schema_hash(result.schema_metadata)),
+                )
+            cur.execute("COMMIT")
+        except Exception as e:
+            cur.execute("ROLLBACK")
+            raise IngestionError(
+                f"{source_name}: the data was stored but recording the run failed: {e}"
+            ) from e
+
+
+def schema_hash(schema_metadata: dict[str, Any]) -> str:
+    columns = [
+        {k: c.get(k) for k in ("name", "source_type", "arrow_type", "nullable")}
+        for c in schema_metadata.get("columns", [])
+    ]
+    return hashlib.sha256(json.dumps(columns, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PartitionLoad:
+    run_id: int
+    partition_key: str
+    extract_range: dict[str, Any] | None
+    source_snapshot: str | None
+    snapshot_taken_at: dt.datetime | None
+    object_key: str
+    execution_date: dt.date
+
+
+_PARTITION_LOAD_COLUMNS = (
+    "id, partition_key, extract_range, source_snapshot, snapshot_taken_at, object_key, execution_date"
+)
+
+
+def latest_partition_load(conn: Any, source_name: str, partition_key: str) -> PartitionLoad | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {_PARTITION_LOAD_COLUMNS} FROM data_platform.ingestion_metadata "
+            "WHERE source_name = %s AND partition_key = %s AND status = 'success' "
+            "ORDER BY id DESC LIMIT 1",
+            (source_name, partition_key),
+        )
+        row = cur.fetchone()
+    return PartitionLoad(*row) if row else None
+
+
+def loads_needing_late_check(conn: Any, source_name: str) -> list[PartitionLoad]:
+    """The latest successful load of each partition that may still receive late rows."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {_PARTITION_LOAD_COLUMNS} FROM ("
+            "  SELECT DISTINCT ON (partition_key) * FROM data_platform.ingestion_metadata"
+            "  WHERE source_name = %s AND status = 'success' AND partition_key IS NOT NULL"
+            "  ORDER BY partition_key, id DESC) latest "
+            "WHERE needs_late_check ORDER BY partition_key",
+            (source_name,),
+        )
+        return [PartitionLoad(*row) for row in cur.fetchall()]
+
+
+def clear_late_check(conn: Any, run_id: int) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE data_platform.ingestion_metadata SET needs_late_check = false WHERE id = %s",
+            (run_id,),
+        )
+
+
+def watermark_as_of(conn: Any, source_name: str, moment: dt.datetime) -> str | None:
+    """The watermark a successful run of the source had stored by ``moment``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT watermark_after FROM data_platform.ingestion_metadata "
+            "WHERE source_name = %s AND status = 'success' AND snapshot_taken_at <= %s "
+            "AND watermark_after IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (source_name, moment),
+        )
+        row = cur.fetchone()
+    return row[0] if row else None

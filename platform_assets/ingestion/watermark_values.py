@@ -1,0 +1,107 @@
+"""Watermark values: exact text form, typed comparison, partition windows.
+
+Watermarks are stored as text (``data_platform.watermarks.watermark_value``) so that a
+user can reset one with a plain ``UPDATE``. Timestamps are ISO-8601 with
+microseconds (and ``+00:00`` for ``timestamptz``), integers are plain digits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from platform_assets.ingestion.errors import WatermarkError
+
+WatermarkType = Literal["timestamp", "integer"]
+WatermarkValue = int | dt.datetime | dt.date
+
+TIMESTAMP_TYPES = frozenset({"timestamp", "timestamptz", "date"})
+INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
+
+
+def check_column_type(source: str, column: str, pg_type: str, watermark_type: str) -> None:
+    """Raise WatermarkError when ``column`` cannot carry a ``watermark_type`` watermark."""
+    allowed = {"timestamp": TIMESTAMP_TYPES, "integer": INTEGER_TYPES}.get(watermark_type)
+    if allowed is None:
+        raise WatermarkError(
+            f"{source}: watermark_type must be 'timestamp' or 'integer', got {watermark_type!r}"
+        )
+    if pg_type not in allowed:
+        raise WatermarkError(
+            f"{source}: watermark column {column!r} has type {pg_type}, which cannot carry a "
+            f"{watermark_type} watermark (expected one of {sorted(allowed)})"
+        )
+
+
+def parse_value(text: str, pg_type: str) -> WatermarkValue:
+    """Parse a stored watermark for a column of type ``pg_type``.
+
+    A naive ``timestamp`` column ignores any offset in the text, as Postgres does
+    when it casts ``'2024-01-01T00:00:00Z'::timestamp``.
+    """
+    try:
+        if pg_type in INTEGER_TYPES:
+            return int(text)
+        if pg_type == "date":
+            return dt.date.fromisoformat(text[:10])
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as e:
+        raise WatermarkError(
+            f"stored watermark {text!r} is not a valid {pg_type} value; fix it with UPDATE "
+            "data_platform.watermarks or DELETE the row to re-extract in full"
+        ) from e
+    if pg_type == "timestamptz":
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value.replace(tzinfo=None)
+
+
+def format_value(value: WatermarkValue) -> str:
+    """The exact text form stored in the watermarks table."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(int(value))
+
+
+def later_of(a: WatermarkValue | None, b: WatermarkValue | None) -> WatermarkValue | None:
+    """The larger of two watermarks; a watermark never moves backwards."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open range of watermark values ``[start, end)``; None is unbounded."""
+
+    start: WatermarkValue | None
+    end: WatermarkValue | None
+
+
+def partition_window(
+    partition_date: dt.date,
+    pg_type: str,
+    timezone: str = "UTC",
+    first_partition: bool = False,
+) -> Window:
+    """The watermark values a daily partition owns: its calendar day in ``timezone``.
+
+    The first partition also owns everything before it, so no history is left out.
+    """
+    zone = ZoneInfo(timezone)
+    start = dt.datetime.combine(partition_date, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(partition_date + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    if pg_type == "date":
+        bounds: tuple[WatermarkValue, WatermarkValue] = (partition_date, partition_date + dt.timedelta(days=1))
+    elif pg_type == "timestamptz":
+        bounds = (start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc))
+    else:
+        bounds = (start.replace(tzinfo=None), end.replace(tzinfo=None))
+    return Window(start=None if first_partition else bounds[0], end=bounds[1])

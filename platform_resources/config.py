@@ -1,0 +1,103 @@
+"""Connection settings read from the environment, shared by Dagster and plain Python use.
+
+PostgreSQL uses the standard libpq variables (``PGHOST``, ``PGPORT``, ``PGUSER``,
+``PGPASSWORD``, ``PGDATABASE``); the platform (tracking) database can be pointed
+elsewhere with the same names prefixed by ``PLATFORM_``. The object store uses
+``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY`` and the layer bucket
+names ``BRONZE_BUCKET``, ``SILVER_BUCKET``, ``GOLD_BUCKET``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+
+DEFAULT_PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres", "dbname": "postgres"}
+DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
+DEFAULT_BUCKETS = {"bronze": "bronze", "silver": "silver", "gold": "gold"}
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    host: str = DEFAULT_PG["host"]
+    port: int = int(DEFAULT_PG["port"])
+    user: str = DEFAULT_PG["user"]
+    password: str | None = field(default=None, repr=False)
+    dbname: str = DEFAULT_PG["dbname"]
+
+    @classmethod
+    def from_env(cls, prefix: str = "", env: Mapping[str, str] | None = None) -> PostgresSettings:
+        """Settings from ``{prefix}PGHOST`` etc.; a prefixed set falls back to the plain one."""
+        env = os.environ if env is None else env
+
+        def read(name: str) -> str | None:
+            return env.get(f"{prefix}{name}") or env.get(name)
+
+        return cls(
+            host=read("PGHOST") or DEFAULT_PG["host"],
+            port=int(read("PGPORT") or DEFAULT_PG["port"]),
+            user=read("PGUSER") or DEFAULT_PG["user"],
+            password=read("PGPASSWORD"),
+            dbname=read("PGDATABASE") or DEFAULT_PG["dbname"],
+        )
+
+    def connect(self, application_name: str = "data_platform") -> Any:
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.dbname,
+            application_name=application_name,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+
+    def describe(self) -> str:
+        """Where this points, without the password (safe for messages)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+@dataclass(frozen=True)
+class ObjectStoreSettings:
+    endpoint_url: str = DEFAULT_ENDPOINT
+    access_key: str = field(default="minioadmin", repr=False)
+    secret_key: str = field(default="minioadmin", repr=False)
+    region: str = "us-east-1"
+    buckets: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BUCKETS))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ObjectStoreSettings:
+        env = os.environ if env is None else env
+        return cls(
+            endpoint_url=env.get("MINIO_ENDPOINT") or DEFAULT_ENDPOINT,
+            access_key=env.get("MINIO_ACCESS_KEY") or "minioadmin",
+            secret_key=env.get("MINIO_SECRET_KEY") or "minioadmin",
+            region=env.get("MINIO_REGION") or "us-east-1",
+            buckets={
+                layer: env.get(f"{layer.upper()}_BUCKET") or default
+                for layer, default in DEFAULT_BUCKETS.items()
+            },
+        )
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        )

@@ -1,0 +1,74 @@
+"""Bucket-level operations on an S3-compatible store (MinIO in production)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+MULTIPART_BYTES = 64 * 1024 * 1024
+
+
+class ObjectStoreError(Exception):
+    """The object store refused or could not be reached."""
+
+
+class ObjectStore:
+    """A boto3 S3 client plus the endpoint it talks to (for error messages)."""
+
+    def __init__(self, client: Any, endpoint_url: str):
+        self.client = client
+        self.endpoint_url = endpoint_url
+        self._ensured: set[str] = set()
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` if it does not exist yet."""
+        if bucket in self._ensured:
+            return
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+                raise self._error(f"cannot access bucket {bucket!r}", e) from e
+            try:
+                self.client.create_bucket(Bucket=bucket)
+            except ClientError as create_error:
+                code = create_error.response.get("Error", {}).get("Code")
+                if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise self._error(f"cannot create bucket {bucket!r}", create_error) from create_error
+        except BotoCoreError as e:
+            raise self._error(f"cannot reach bucket {bucket!r}", e) from e
+        self._ensured.add(bucket)
+
+    def upload_file(self, path: Path, bucket: str, key: str) -> None:
+        """Store ``path`` at ``bucket/key``; the object appears only once complete."""
+        try:
+            self.client.upload_file(
+                str(path), bucket, key,
+                Config=TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES),
+            )
+        except (BotoCoreError, ClientError) as e:
+            raise self._error(f"upload to s3://{bucket}/{key} failed", e) from e
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                yield from page.get("Contents", [])
+        except (BotoCoreError, ClientError) as e:
+            raise self._error(f"cannot list s3://{bucket}/{prefix}", e) from e
+
+    def download_file(self, bucket: str, key: str, path: Path) -> None:
+        try:
+            self.client.download_file(bucket, key, str(path))
+        except (BotoCoreError, ClientError) as e:
+            raise self._error(f"cannot read s3://{bucket}/{key}", e) from e
+
+    def _error(self, what: str, cause: Exception) -> ObjectStoreError:
+        return ObjectStoreError(
+            f"{what} at {self.endpoint_url}: {cause}; check that the object store is running "
+            "and reachable, the bucket exists and the credentials (MINIO_ACCESS_KEY/MINIO_SECRET_KEY) are right"
+        )

@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="data-platform",
+    version="0.1.0",
+    description="Dagster asset-based batch ingestion of PostgreSQL tables and CSV/JSON files into a MinIO bronze layer",
+    packages=find_packages(include=["platform_assets", "platform_assets.*", "platform_resources", "platform_resources.*"]),
+    package_data={"platform_assets": ["*.yaml"]},
+    python_requires=">=3.10",
+    install_requires=[
+        # The Dagster family is pinned together: an unpinned dagster-aws resolves to a
+        # 2021 release that builds psycopg2 2.8 from source.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-aws==0.29.27",
+        "pandas>=2.2",
+        "pyarrow>=16",
+        "psycopg2-binary>=2.9",
+        "pandera>=0.20",
+        "pydantic>=2.6",
+        "PyYAML>=6",
+        "boto3>=1.34",
+        # Single-file S3 server that keeps buckets as folders: the embedded object store
+        # of the README's first command when MINIO_ENDPOINT is not set.
+        "localbucket>=1.2",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "moto[server]>=5",
+        ],
+    },
+)
