@@ -12,7 +12,6 @@ Order of a run (each step's failure marks the run ``failed`` and leaves the wate
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import tempfile
@@ -46,6 +45,7 @@ from platform_resources.object_store import ObjectStore
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_WAIT_SECONDS = 1800.0
+PREVIEW_ROWS = 5
 
 
 @dataclass
@@ -103,6 +103,8 @@ class LoadRequest:
     watermark_column: str | None = None
     watermark_type: str | None = None
     window: Window | None = None
+    # mode "replay": read exactly this recorded range; mode "incremental": read from
+    # it instead of the stored watermark (a frontier partition loaded again).
     replay_range: ExtractRange | None = None
     partition_key: str | None = None
     dagster_run_id: str | None = None
@@ -119,6 +121,7 @@ class _Extract:
     checksum: str
     loaded_max: WatermarkValue | None
     watermark_column: WatermarkColumn | None
+    preview: list[dict[str, Any]]
 
 
 def run_load(request: LoadRequest, services: Services) -> dict[str, Any]:
@@ -209,6 +212,7 @@ def _load(
         "load_mode": request.mode,
         "schema": schema,
         "extract_range": extract.extract_range.to_json() if extract.extract_range else None,
+        "preview": extract.preview,
     }
     if request.watermark_column:
         result.update(
@@ -241,6 +245,7 @@ def _extract(
         schema = arrow_schema(mappings)
         sink = ParquetSink(local, schema)
         loaded_max: WatermarkValue | None = None
+        preview: list[dict[str, Any]] = []
         try:
             for batch in read_copy(
                 cur, query_builder.copy_statement(select), mappings, request.source_name
@@ -250,6 +255,8 @@ def _extract(
                     batch_max = pc.max(batch.column(watermark_column.name)).as_py()
                     if batch_max is not None and (loaded_max is None or batch_max > loaded_max):
                         loaded_max = batch_max
+                if not preview and batch.num_rows:
+                    preview = batch.slice(0, PREVIEW_ROWS).to_pylist()
                 sink.write(batch)
         except BaseException:
             sink.abort()
@@ -264,6 +271,7 @@ def _extract(
         checksum=written.md5,
         loaded_max=loaded_max,
         watermark_column=watermark_column,
+        preview=preview,
     )
 
 
@@ -295,7 +303,7 @@ def _plan(
     column: WatermarkColumn | None,
     stored: tracking.StoredWatermark | None,
 ) -> ExtractRange | None:
-    if request.mode == "replay":
+    if request.replay_range is not None:
         return request.replay_range
     if column is None:
         return None
@@ -351,14 +359,7 @@ def _needs_late_check(request: LoadRequest, extract: _Extract) -> bool:
     if not snapshot.open_before.none or snapshot.snapshot.xip:
         return True
     end = request.window.end
-    if end is None:
-        return True
-    taken_at = snapshot.taken_at
-    if isinstance(end, dt.datetime):
-        if end.tzinfo is None:
-            taken_at = taken_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return end > taken_at
-    return end > taken_at.date()
+    return end is None or end > snapshot.taken_at
 
 
 def validate_object_key(key: str) -> None:

@@ -23,6 +23,7 @@ from platform_assets.ingestion.tracking import StoredWatermark
 from platform_assets.ingestion.watermark_values import (
     Window,
     WatermarkValue,
+    bound_for_column,
     format_value,
     later_of,
     parse_value,
@@ -62,9 +63,9 @@ def window_range(column: WatermarkColumn, window: Window) -> ExtractRange:
     return ExtractRange(
         column=column.name,
         cast_type=column.pg_type,
-        lower=None if window.start is None else format_value(window.start),
+        lower=bound_for_column(window.start, column.pg_type),
         lower_inclusive=True,
-        upper=None if window.end is None else format_value(window.end),
+        upper=bound_for_column(window.end, column.pg_type),
         upper_inclusive=False,
     )
 

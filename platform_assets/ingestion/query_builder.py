@@ -76,6 +76,14 @@ def where_clause(extract_range: ExtractRange) -> tuple[sql.Composable, dict[str,
     """The WHERE clause (or nothing) for ``extract_range``, with its parameters."""
     if extract_range.is_full:
         return sql.SQL(""), {}
+    condition, params = range_condition(extract_range)
+    return sql.SQL(" WHERE {}").format(condition), params
+
+
+def range_condition(extract_range: ExtractRange) -> tuple[sql.Composable, dict[str, Any]]:
+    """The boolean condition selecting ``extract_range``'s rows, with its parameters."""
+    if extract_range.is_full:
+        return sql.SQL("TRUE"), {}
     column = sql.Identifier(extract_range.column)
     cast_type = sql.SQL(extract_range.cast_type)
     params: dict[str, Any] = {}
@@ -104,7 +112,7 @@ def where_clause(extract_range: ExtractRange) -> tuple[sql.Composable, dict[str,
         if catchup.floor is not None:
             late.insert(0, bound(">=", "catchup_floor", catchup.floor))
         predicate = sql.SQL("({} OR {})").format(predicate, _conjunction(late))
-    return sql.SQL(" WHERE {}").format(_conjunction([predicate, *upper])), params
+    return _conjunction([predicate, *upper]), params
 
 
 def _conjunction(parts: list[sql.Composable]) -> sql.Composable:

@@ -309,3 +309,14 @@ def watermark_as_of(conn: Any, source_name: str, moment: dt.datetime) -> str | N
         )
         row = cur.fetchone()
     return row[0] if row else None
+
+
+def latest_frontier_run(conn: Any, source_name: str) -> int | None:
+    """Id of the newest successful incremental run of a source (the one that set its watermark)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT max(id) FROM data_platform.ingestion_metadata "
+            "WHERE source_name = %s AND status = 'success' AND load_mode = 'incremental'",
+            (source_name,),
+        )
+        return cur.fetchone()[0]

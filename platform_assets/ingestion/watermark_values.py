@@ -79,29 +79,33 @@ def later_of(a: WatermarkValue | None, b: WatermarkValue | None) -> WatermarkVal
 
 @dataclass(frozen=True)
 class Window:
-    """A half-open range of watermark values ``[start, end)``; None is unbounded."""
+    """A half-open range ``[start, end)`` of instants (timezone-aware); None is unbounded."""
 
-    start: WatermarkValue | None
-    end: WatermarkValue | None
+    start: dt.datetime | None
+    end: dt.datetime | None
 
 
-def partition_window(
-    partition_date: dt.date,
-    pg_type: str,
-    timezone: str = "UTC",
-    first_partition: bool = False,
-) -> Window:
-    """The watermark values a daily partition owns: its calendar day in ``timezone``.
+def partition_window(partition_date: dt.date, timezone: str = "UTC", first_partition: bool = False) -> Window:
+    """The instants a daily partition owns: its calendar day in ``timezone``.
 
     The first partition also owns everything before it, so no history is left out.
     """
     zone = ZoneInfo(timezone)
     start = dt.datetime.combine(partition_date, dt.time(), tzinfo=zone)
     end = dt.datetime.combine(partition_date + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return Window(start=None if first_partition else start, end=end)
+
+
+def bound_for_column(instant: dt.datetime | None, pg_type: str) -> str | None:
+    """A window bound as a value of the watermark column.
+
+    ``timestamptz`` compares instants (written in UTC); a naive ``timestamp`` and a
+    ``date`` compare wall-clock values in the partition's timezone.
+    """
+    if instant is None:
+        return None
+    if pg_type == "timestamptz":
+        return format_value(instant.astimezone(dt.timezone.utc))
     if pg_type == "date":
-        bounds: tuple[WatermarkValue, WatermarkValue] = (partition_date, partition_date + dt.timedelta(days=1))
-    elif pg_type == "timestamptz":
-        bounds = (start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc))
-    else:
-        bounds = (start.replace(tzinfo=None), end.replace(tzinfo=None))
-    return Window(start=None if first_partition else bounds[0], end=bounds[1])
+        return instant.date().isoformat()
+    return format_value(instant.replace(tzinfo=None))

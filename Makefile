@@ -1,0 +1,41 @@
+# The README's commands. Everything installs into a project-local virtualenv (.venv).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test dev bootstrap summary bench stop-local
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up, start the embedded defaults if nothing is configured, load the demo sources.
+demo: $(STAMP)
+	$(BIN)/python -m platform_assets.cli demo $(if $(PARTITION),--partition $(PARTITION))
+
+## Unit and integration tests (real PostgreSQL on 127.0.0.1:5432, S3 server on loopback).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+## The Dagster UI on http://127.0.0.1:3000, against the same services as `make demo`.
+dev: $(STAMP)
+	$(BIN)/python -c "from platform_assets import local_stack; local_stack.start()"
+	. .local/env && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bootstrap: $(STAMP)
+	$(BIN)/python -m platform_assets.cli bootstrap
+
+summary: $(STAMP)
+	$(BIN)/python -m platform_assets.cli summary
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## Stop the embedded object store started by `make demo` / `make dev`.
+stop-local:
+	-test -f .local/localbucket.pid && kill $$(cat .local/localbucket.pid) && rm -f .local/localbucket.pid

@@ -1,0 +1,1 @@
+"""Bronze-layer ingestion assets and the engine behind them."""

@@ -1,0 +1,50 @@
+"""The code location: every registry source as an asset, the resources, the main job.
+
+Loading this module reads the registry and environment variables only; no
+database or object store is contacted until a run starts.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from platform_assets.postgres_assets import GROUP, build_postgres_asset
+from platform_assets.registry import Registry, load_registry
+from platform_resources.object_store_resources import StorageLayersResource, minio_s3_resource
+from platform_resources.postgres import PostgresResource
+
+MAIN_JOB = "ingest_postgres_sources"
+
+
+def daily_partitions(registry: Registry) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: today's partition can be materialized during the day (and again later).
+    return dg.DailyPartitionsDefinition(
+        start_date=registry.start_date.isoformat(), timezone=registry.timezone, end_offset=1
+    )
+
+
+def build_definitions(registry: Registry) -> dg.Definitions:
+    partitions = daily_partitions(registry)
+    assets = [
+        build_postgres_asset(source=source, registry=registry, partitions_def=partitions)
+        for source in registry.postgres
+    ]
+    main_job = dg.define_asset_job(
+        MAIN_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        partitions_def=partitions,
+        description="Load every PostgreSQL source of the registry for one day.",
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[main_job],
+        resources={
+            "source_db": PostgresResource(),
+            "platform_db": PostgresResource(env_prefix="PLATFORM_"),
+            "s3": minio_s3_resource(),
+            "storage_layers": StorageLayersResource.from_env(),
+        },
+    )
+
+
+defs = build_definitions(load_registry())

@@ -1,0 +1,86 @@
+"""Fixtures for the unit tests: one shared PostgreSQL connection, used only to render
+``psycopg2.sql`` composables and to evaluate small expressions (no database is created)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from platform_resources.config import PostgresSettings
+
+SETTINGS = PostgresSettings.from_env()
+
+
+@pytest.fixture(scope="session")
+def unit_conn() -> Iterator[Any]:
+    """One autocommit connection to the local PostgreSQL for the whole session."""
+    try:
+        conn = SETTINGS.connect(application_name="data_platform_unit_tests")
+    except psycopg2.OperationalError as e:  # pragma: no cover - the server is expected to run
+        pytest.skip(f"local PostgreSQL not reachable at {SETTINGS.describe()}: {e}")
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def render(unit_conn: Any) -> Callable[..., str]:
+    """Render a composable the way the engine does: ``mogrify`` with parameters, else
+    ``as_string`` (``%%`` stays doubled there, exactly as sent to the server)."""
+
+    def _render(composed: sql.Composable, params: dict[str, Any] | None = None) -> str:
+        with unit_conn.cursor() as cur:
+            if params:
+                return cur.mogrify(composed, params).decode()
+            return composed.as_string(cur)
+
+    return _render
+
+
+@pytest.fixture
+def template(unit_conn: Any) -> Callable[[sql.Composable], str]:
+    """The composable as text with its placeholders still unbound."""
+
+    def _template(composed: sql.Composable) -> str:
+        return composed.as_string(unit_conn)
+
+    return _template
+
+
+@pytest.fixture
+def fetch(unit_conn: Any) -> Callable[..., list[tuple]]:
+    def _fetch(query: Any, params: Any = None) -> list[tuple]:
+        with unit_conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    return _fetch
+
+
+@pytest.fixture
+def second_conn() -> Iterator[Any]:
+    """A second session, for tests that need a concurrent open transaction."""
+    conn = SETTINGS.connect(application_name="data_platform_unit_tests")
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def scratch_table(unit_conn: Any) -> Iterator[str]:
+    """A real (not temporary) table visible to other sessions, dropped afterwards."""
+    name = f"unit_scratch_{uuid.uuid4().hex[:12]}"
+    with unit_conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TABLE public.{} (id int)").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with unit_conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS public.{}").format(sql.Identifier(name)))
