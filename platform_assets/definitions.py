@@ -32,7 +32,6 @@ def build_definitions(registry: Registry) -> dg.Definitions:
     main_job = dg.define_asset_job(
         MAIN_JOB,
         selection=dg.AssetSelection.groups(GROUP),
-        partitions_def=partitions,
         description="Load every PostgreSQL source of the registry for one day.",
     )
     return dg.Definitions(

@@ -64,7 +64,7 @@ def build_postgres_asset(
     ) -> dg.MaterializeResult:
         services = build_services(source_db, platform_db, s3, storage_layers)
         partition_key = context.partition_key
-        result = _materialize(services, source, registry, partition_key, context.run_id)
+        result = _materialize(services, source, registry, partition_key, context.run.run_id)
         if source.load == "incremental" and source.watermark_type == "timestamp":
             _refresh_late_partitions(context, services, source, registry, partition_key)
         return dg.MaterializeResult(metadata=materialization_metadata(result))
@@ -100,7 +100,7 @@ def _refresh_late_partitions(
     )
     for key, late_rows in sorted(stale.items()):
         context.log.info(f"{source.source_name}: {late_rows} late row(s) for partition {key}; reloading it")
-        result = _materialize(services, source, registry, key, context.run_id)
+        result = _materialize(services, source, registry, key, context.run.run_id)
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=asset_key(source),

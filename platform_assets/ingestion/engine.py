@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,7 @@ def _load(
     watermark_after, watermark_update = _watermark_update(
         request, platform, extract, stored, run_id
     )
+    recorded_range = _recorded_range(request, extract.extract_range, watermark_after)
     schema = postgres_schema_metadata(
         extract.mappings, request.schema, request.table, request.query
     )
@@ -189,7 +190,7 @@ def _load(
             checksum=extract.checksum,
             watermark_before=watermark_before,
             watermark_after=watermark_after,
-            extract_range=extract.extract_range.to_json() if extract.extract_range else None,
+            extract_range=recorded_range.to_json() if recorded_range else None,
             source_snapshot=str(extract.snapshot.snapshot),
             snapshot_taken_at=extract.snapshot.taken_at,
             needs_late_check=_needs_late_check(request, extract),
@@ -211,7 +212,7 @@ def _load(
         "run_id": run_id,
         "load_mode": request.mode,
         "schema": schema,
-        "extract_range": extract.extract_range.to_json() if extract.extract_range else None,
+        "extract_range": recorded_range.to_json() if recorded_range else None,
         "preview": extract.preview,
     }
     if request.watermark_column:
@@ -312,6 +313,15 @@ def _plan(
     if request.mode == "window":
         return window_range(column, request.window or Window(None, None))
     return ExtractRange(column=column.name, cast_type=column.pg_type)
+
+
+def _recorded_range(
+    request: LoadRequest, extract_range: ExtractRange | None, watermark_after: str | None
+) -> ExtractRange | None:
+    """The range as covered: an incremental run read everything up to the new watermark."""
+    if request.mode != "incremental" or extract_range is None or watermark_after is None:
+        return extract_range
+    return replace(extract_range, upper=watermark_after, upper_inclusive=True)
 
 
 def _watermark_update(
