@@ -29,5 +29,7 @@ setup(
             "pytest>=8",
             "moto[server]>=5",
         ],
+        # Embedded PostgreSQL for `make demo` on a machine with no PostgreSQL at all.
+        "embedded": ["pgserver>=0.1.4"],
     },
 )

@@ -24,6 +24,8 @@ def unit_conn() -> Iterator[Any]:
     except psycopg2.OperationalError as e:  # pragma: no cover - the server is expected to run
         pytest.skip(f"local PostgreSQL not reachable at {SETTINGS.describe()}: {e}")
     conn.autocommit = True
+    with conn.cursor() as cur:  # never hang the suite on a lock
+        cur.execute("SET lock_timeout = '5s'; SET statement_timeout = '10s'")
     yield conn
     conn.close()
 
@@ -63,8 +65,11 @@ def fetch(unit_conn: Any) -> Callable[..., list[tuple]]:
 
 
 @pytest.fixture
-def second_conn() -> Iterator[Any]:
-    """A second session, for tests that need a concurrent open transaction."""
+def second_conn(scratch_table: str) -> Iterator[Any]:
+    """A second session, for tests that need a concurrent open transaction.
+
+    Depends on ``scratch_table`` so it is closed (its locks released) before the table
+    is dropped."""
     conn = SETTINGS.connect(application_name="data_platform_unit_tests")
     try:
         yield conn
