@@ -6,7 +6,7 @@ setup(
     description="Dagster asset-based batch ingestion of PostgreSQL tables and CSV/JSON files into a MinIO bronze layer",
     packages=find_packages(include=["platform_assets", "platform_assets.*", "platform_resources", "platform_resources.*"]),
     package_data={"platform_assets": ["*.yaml"]},
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=[
         # The Dagster family is pinned together: an unpinned dagster-aws resolves to a
         # 2021 release that builds psycopg2 2.8 from source.

@@ -5,7 +5,8 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from platform_assets.ingestion.engine import Services, run_load
+from platform_assets.ingestion.engine import run_load
+from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.late_rows import stale_partitions
 from platform_assets.postgres_partitions import partition_request, window_for
 from platform_assets.registry import PostgresSource, Registry

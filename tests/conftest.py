@@ -72,7 +72,7 @@ def pg_conn(pg: PostgresSettings) -> Iterator[psycopg2.extensions.connection]:
 
 @pytest.fixture
 def services(pg: PostgresSettings, store_settings: ObjectStoreSettings):
-    from platform_assets.ingestion.engine import Services
+    from platform_assets.ingestion.services import Services
     from platform_resources.object_store import ObjectStore
 
     return Services(

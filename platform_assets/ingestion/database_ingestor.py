@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from platform_assets.ingestion.engine import LoadRequest, Services, run_load
+from platform_assets.ingestion.engine import LoadRequest, run_load
+from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.errors import IngestionError
 
 

@@ -13,9 +13,8 @@ Order of a run (each step's failure marks the run ``failed`` and leaves the wate
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ import pyarrow.compute as pc
 
 from platform_assets.ingestion import pg_catalog, query_builder, tracking
 from platform_assets.ingestion.errors import IngestionError, WatermarkError
+from platform_assets.ingestion.services import Services
+from platform_assets.ingestion.tracked_run import tracked_run
 from platform_assets.ingestion.load_planning import (
     LoadMode,
     WatermarkColumn,
@@ -39,54 +40,10 @@ from platform_assets.ingestion.schema_metadata import postgres_schema_metadata
 from platform_assets.ingestion.source_session import ExtractSnapshot, read_only_snapshot
 from platform_assets.ingestion.type_mapping import ColumnMapping, arrow_schema, map_column
 from platform_assets.ingestion.watermark_values import Window, WatermarkValue, check_column_type
-from platform_resources.config import ObjectStoreSettings, PostgresSettings
-from platform_resources.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOCK_WAIT_SECONDS = 1800.0
 PREVIEW_ROWS = 5
-
-
-@dataclass
-class Services:
-    """Where a load reads from and writes to."""
-
-    source: PostgresSettings
-    platform: PostgresSettings
-    store: ObjectStore
-    bronze_bucket: str = "bronze"
-    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
-    work_dir: Path | None = None
-    _bootstrapped: set[str] = field(default_factory=set)
-
-    @classmethod
-    def from_env(cls) -> Services:
-        store_settings = ObjectStoreSettings.from_env()
-        return cls(
-            source=PostgresSettings.from_env(),
-            platform=PostgresSettings.from_env(prefix="PLATFORM_"),
-            store=ObjectStore(store_settings.client(), store_settings.endpoint_url),
-            bronze_bucket=store_settings.buckets["bronze"],
-            lock_wait_seconds=float(
-                os.environ.get("INGESTION_LOCK_WAIT_SECONDS", DEFAULT_LOCK_WAIT_SECONDS)
-            ),
-        )
-
-    def connect_platform(self) -> Any:
-        try:
-            conn = self.platform.connect(application_name="data_platform:tracking")
-        except Exception as e:
-            raise IngestionError(
-                f"cannot connect to the platform database {self.platform.describe()}: "
-                f"{str(e).strip()}; check that PostgreSQL is running and the PG* settings"
-            ) from e
-        conn.autocommit = True
-        key = self.platform.describe()
-        if key not in self._bootstrapped:
-            tracking.bootstrap(conn)
-            self._bootstrapped.add(key)
-        return conn
 
 
 @dataclass(frozen=True)
@@ -126,37 +83,19 @@ class _Extract:
 
 def run_load(request: LoadRequest, services: Services) -> dict[str, Any]:
     """Run one tracked load and return the guide's result dict."""
-    validate_object_key(request.object_key)
-    uri = f"s3://{services.bronze_bucket}/{request.object_key}"
-    platform = services.connect_platform()
-    try:
-        with tracking.source_lock(platform, request.source_name, services.lock_wait_seconds):
-            stale = tracking.fail_stale_runs(platform, request.source_name)
-            if stale:
-                log.warning("%s: marked %d stale running row(s) failed", request.source_name, stale)
-            run_id = tracking.start_run(
-                platform,
-                tracking.RunStart(
-                    source_name=request.source_name,
-                    source_type=request.source_type,
-                    execution_date=request.execution_date,
-                    object_key=request.object_key,
-                    uri=uri,
-                    load_mode=request.mode,
-                    partition_key=request.partition_key,
-                    dagster_run_id=request.dagster_run_id,
-                    watermark_column=request.watermark_column,
-                ),
-            )
-            try:
-                return _load(request, services, platform, run_id, uri)
-            except Exception as e:
-                tracking.finish_failed(platform, run_id, str(e))
-                if isinstance(e, IngestionError):
-                    raise
-                raise IngestionError(f"{request.source_name}: Failed to ingest: {e}") from e
-    finally:
-        platform.close()
+    start = tracking.RunStart(
+        source_name=request.source_name,
+        source_type=request.source_type,
+        execution_date=request.execution_date,
+        object_key=request.object_key,
+        uri=services.uri(request.object_key),
+        load_mode=request.mode,
+        partition_key=request.partition_key,
+        dagster_run_id=request.dagster_run_id,
+        watermark_column=request.watermark_column,
+    )
+    with tracked_run(services, start) as (platform, run_id):
+        return _load(request, services, platform, run_id, start.uri)
 
 
 def _load(
@@ -237,12 +176,12 @@ def _extract(
         watermark_column = _watermark_column(request, columns)
         extract_range = _plan(request, watermark_column, stored)
         if request.query is not None:
-            select = query_builder.query_extract(request.query, mappings).as_string(cur)
+            composed = query_builder.query_extract(request.query, mappings)
         else:
-            composed, params = query_builder.table_extract(
+            composed = query_builder.table_extract(
                 request.schema, request.table, mappings, extract_range or ExtractRange()
             )
-            select = cur.mogrify(composed, params).decode() if params else composed.as_string(cur)
+        select = composed.as_string(cur)
         schema = arrow_schema(mappings)
         sink = ParquetSink(local, schema)
         loaded_max: WatermarkValue | None = None
@@ -370,19 +309,3 @@ def _needs_late_check(request: LoadRequest, extract: _Extract) -> bool:
         return True
     end = request.window.end
     return end is None or end > snapshot.taken_at
-
-
-def validate_object_key(key: str) -> None:
-    """Refuse keys that S3 would reject or that escape their prefix."""
-    parts = key.split("/")
-    if (
-        not key
-        or key.startswith("/")
-        or any(p in {"", ".", ".."} for p in parts)
-        or any(ord(ch) < 32 or ch == "\\" for ch in key)
-        or len(key.encode()) > 1024
-    ):
-        raise IngestionError(
-            f"object key {key!r} is not allowed: use a relative path of non-empty segments "
-            "without '.', '..', backslashes or control characters (at most 1024 bytes)"
-        )

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg2 import sql
 
 from platform_assets.ingestion import tracking
-from platform_assets.ingestion.engine import Services
+from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.load_planning import OpenTransactions
 from platform_assets.ingestion.query_builder import ExtractRange, range_condition, relation
 from platform_assets.ingestion.snapshot import Snapshot
@@ -55,12 +55,12 @@ def stale_partitions(
 
 
 def _count_invisible(cur: Any, schema: str, table: str, load: tracking.PartitionLoad) -> int:
-    in_range, params = range_condition(ExtractRange.from_json(load.extract_range))
-    invisible, snapshot_params = Snapshot.parse(load.source_snapshot).invisible_row_condition()
+    in_range = range_condition(ExtractRange.from_json(load.extract_range))
+    invisible = Snapshot.parse(load.source_snapshot).invisible_row_condition()
     query = sql.SQL("SELECT count(*) FROM {rel} WHERE {in_range} AND {invisible}").format(
         rel=relation(schema, table), in_range=in_range, invisible=invisible
     )
-    cur.execute(query, {**params, **snapshot_params})
+    cur.execute(query)
     return cur.fetchone()[0]
 
 

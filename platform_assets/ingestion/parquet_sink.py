@@ -37,6 +37,10 @@ class ParquetSink:
         self._pending_bytes = 0
         self._rows = 0
 
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return

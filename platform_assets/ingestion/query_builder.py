@@ -2,16 +2,19 @@
 
 An ``ExtractRange`` is the predicate a run reads with. It is stored as JSON with
 the run's tracking row, so a partition can be replayed with exactly the same
-predicate later. Values are bound parameters cast to the watermark column's type;
-identifiers always go through ``psycopg2.sql.Identifier``.
+predicate later. Values are ``psycopg2.sql.Literal``s cast to the watermark
+column's type; identifiers always go through ``psycopg2.sql.Identifier``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from psycopg2 import sql
+
+_TRAILING = re.compile(r"[\s;]+$")
 
 from platform_assets.ingestion.snapshot import Snapshot
 from platform_assets.ingestion.type_mapping import ColumnMapping, SelectAs
@@ -72,47 +75,44 @@ def select_list(mappings: list[ColumnMapping]) -> sql.Composable:
     return sql.SQL(", ").join(items)
 
 
-def where_clause(extract_range: ExtractRange) -> tuple[sql.Composable, dict[str, Any]]:
-    """The WHERE clause (or nothing) for ``extract_range``, with its parameters."""
+def where_clause(extract_range: ExtractRange) -> sql.Composable:
+    """The WHERE clause (or nothing) for ``extract_range``."""
     if extract_range.is_full:
-        return sql.SQL(""), {}
-    condition, params = range_condition(extract_range)
-    return sql.SQL(" WHERE {}").format(condition), params
+        return sql.SQL("")
+    return sql.SQL(" WHERE {}").format(range_condition(extract_range))
 
 
-def range_condition(extract_range: ExtractRange) -> tuple[sql.Composable, dict[str, Any]]:
-    """The boolean condition selecting ``extract_range``'s rows, with its parameters."""
+def range_condition(extract_range: ExtractRange) -> sql.Composable:
+    """The boolean condition selecting ``extract_range``'s rows.
+
+    Values are ``sql.Literal``s cast to the column type: quoted by psycopg2's
+    adapters, and with no ``%`` placeholders, so identifiers containing ``%`` work.
+    """
     if extract_range.is_full:
-        return sql.SQL("TRUE"), {}
+        return sql.SQL("TRUE")
     column = sql.Identifier(extract_range.column)
     cast_type = sql.SQL(extract_range.cast_type)
-    params: dict[str, Any] = {}
 
-    def bound(op: str, name: str, value: str) -> sql.Composable:
-        params[name] = value
-        return sql.SQL("{c} " + op + " CAST({p} AS {t})").format(
-            c=column, p=sql.Placeholder(name), t=cast_type
+    def bound(op: str, value: str) -> sql.Composable:
+        return sql.SQL("{c} " + op + " CAST({v} AS {t})").format(
+            c=column, v=sql.Literal(value), t=cast_type
         )
 
     main: list[sql.Composable] = []
     if extract_range.lower is not None:
-        op = ">=" if extract_range.lower_inclusive else ">"
-        main.append(bound(op, "lower", extract_range.lower))
+        main.append(bound(">=" if extract_range.lower_inclusive else ">", extract_range.lower))
     upper: list[sql.Composable] = []
     if extract_range.upper is not None:
-        op = "<=" if extract_range.upper_inclusive else "<"
-        upper.append(bound(op, "upper", extract_range.upper))
+        upper.append(bound("<=" if extract_range.upper_inclusive else "<", extract_range.upper))
 
     predicate = _conjunction(main)
     if extract_range.catchup is not None:
         catchup = extract_range.catchup
-        invisible, snapshot_params = Snapshot.parse(catchup.snapshot).invisible_row_condition()
-        params.update(snapshot_params)
-        late = [bound("<=", "catchup_upper", catchup.upper), invisible]
+        late = [bound("<=", catchup.upper), Snapshot.parse(catchup.snapshot).invisible_row_condition()]
         if catchup.floor is not None:
-            late.insert(0, bound(">=", "catchup_floor", catchup.floor))
+            late.insert(0, bound(">=", catchup.floor))
         predicate = sql.SQL("({} OR {})").format(predicate, _conjunction(late))
-    return _conjunction([predicate, *upper]), params
+    return _conjunction([predicate, *upper])
 
 
 def _conjunction(parts: list[sql.Composable]) -> sql.Composable:
@@ -123,25 +123,26 @@ def _conjunction(parts: list[sql.Composable]) -> sql.Composable:
 
 def table_extract(
     schema: str, table: str, mappings: list[ColumnMapping], extract_range: ExtractRange
-) -> tuple[sql.Composable, dict[str, Any]]:
-    """SELECT for a table or view, with its parameters."""
-    where, params = where_clause(extract_range)
-    query = sql.SQL("SELECT {cols} FROM {rel}{where}").format(
-        cols=select_list(mappings), rel=relation(schema, table), where=where
+) -> sql.Composable:
+    """SELECT for a table or view."""
+    return sql.SQL("SELECT {cols} FROM {rel}{where}").format(
+        cols=select_list(mappings), rel=relation(schema, table), where=where_clause(extract_range)
     )
-    return query, params
 
 
 def query_extract(query: str, mappings: list[ColumnMapping]) -> sql.Composable:
-    """SELECT over a user's custom query (no parameters: ``%`` in it stays literal)."""
-    return sql.SQL("SELECT {cols} FROM ({query}) AS custom_query").format(
+    """SELECT over a user's custom query (rendered without parameters: ``%`` stays literal).
+
+    The query sits on lines of its own so that a trailing ``--`` comment ends there.
+    """
+    return sql.SQL("SELECT {cols} FROM (\n{query}\n) AS custom_query").format(
         cols=select_list(mappings), query=sql.SQL(strip_statement(query))
     )
 
 
 def strip_statement(query: str) -> str:
     """The query without surrounding whitespace and trailing semicolons."""
-    return query.strip().rstrip(";").strip()
+    return _TRAILING.sub("", query.strip())
 
 
 def copy_statement(select: str) -> str:

@@ -44,3 +44,18 @@ def postgres_schema_metadata(
         metadata.update(table_name=table, schema=schema)
     metadata["columns"] = column_entries(mappings)
     return metadata
+
+
+def file_schema_metadata(converted: Any) -> dict[str, Any]:
+    """The guide's ``detect_csv_schema`` shape: format, columns, row_count."""
+    columns = [
+        {
+            "name": f.name,
+            "position": i,
+            "source_type": "pinned" if f.name in converted.pinned else "inferred",
+            "arrow_type": str(f.type),
+            "nullable": f.nullable,
+        }
+        for i, f in enumerate(converted.schema, start=1)
+    ]
+    return {"format": converted.file_format, "columns": columns, "row_count": converted.parquet.row_count}

@@ -39,6 +39,12 @@ WHERE datname = current_database()
 """
 
 
+_IN_PROGRESS_XIDS_SQL = """
+SELECT transactionid::text::bigint FROM pg_locks
+WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
+"""
+
+
 @dataclass(frozen=True)
 class ExtractSnapshot:
     snapshot: Snapshot
@@ -62,11 +68,15 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
             cur.execute(_SESSION_SETTINGS)
             cur.execute(_OPEN_TRANSACTIONS_SQL, (EXTRACT_APPLICATION_NAME,))
             count, oldest, hidden = cur.fetchone()
+            in_progress = _in_progress_xids(cur)
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cur.execute("SELECT pg_current_snapshot()::text, clock_timestamp()")
             snapshot_text, taken_at = cur.fetchone()
+            in_progress += _in_progress_xids(cur)
             snapshot = ExtractSnapshot(
-                Snapshot.parse(snapshot_text), taken_at, OpenTransactions(count, oldest, hidden)
+                Snapshot.parse(snapshot_text).with_in_progress(in_progress),
+                taken_at,
+                OpenTransactions(count, oldest, hidden),
             )
             yield cur, snapshot
             cur.execute("COMMIT")
@@ -74,6 +84,12 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
         raise IngestionError(f"{source_name}: reading the source failed: {str(e).strip()}") from e
     finally:
         conn.close()
+
+
+def _in_progress_xids(cur: Any) -> list[int]:
+    """32-bit xids (subtransactions included) in progress: each one locks its own xid."""
+    cur.execute(_IN_PROGRESS_XIDS_SQL)
+    return [row[0] for row in cur.fetchall()]
 
 
 def open_transactions_now(cur: Any) -> OpenTransactions:

@@ -187,6 +187,21 @@ class RunSuccess:
     schema_metadata: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class FileIdentity:
+    """What makes a file "the same file": path, size, mtime and content checksum."""
+
+    file_path: str
+    size_bytes: int
+    mtime_ns: int
+    content_md5: str
+    family: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.file_path.rsplit("/", 1)[-1]
+
+
 def commit_success(
     conn: Any,
     run_id: int,
@@ -194,8 +209,11 @@ def commit_success(
     execution_date: str,
     result: RunSuccess,
     watermark: WatermarkUpdate | None,
+    file: FileIdentity | None = None,
+    partition_key: str | None = None,
+    object_key: str | None = None,
 ) -> None:
-    """Mark the run ``success``, move the watermark and log the schema, atomically."""
+    """Mark the run ``success``, move the watermark, log the schema and the file, atomically."""
     with conn.cursor() as cur:
         cur.execute("BEGIN")
         try:
@@ -223,6 +241,16 @@ def commit_success(
                     (
                         source_name, watermark.column, watermark.value, watermark.watermark_type,
                         watermark.last_snapshot, watermark.catchup_floor, run_id,
+                    ),
+                )
+            if file is not None:
+                cur.execute(
+                    "INSERT INTO data_platform.ingested_files (family, file_path, file_name, "
+                    "size_bytes, mtime_ns, content_md5, partition_key, object_key, run_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        file.family, file.file_path, file.file_name, file.size_bytes, file.mtime_ns,
+                        file.content_md5, partition_key, object_key, run_id,
                     ),
                 )
             if result.schema_metadata is not None:
@@ -320,3 +348,27 @@ def latest_frontier_run(conn: Any, source_name: str) -> int | None:
             (source_name,),
         )
         return cur.fetchone()[0]
+
+
+def already_ingested(conn: Any, file_path: str, size_bytes: int, mtime_ns: int) -> bool:
+    """Whether this exact file (path, size, mtime) was loaded successfully before."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM data_platform.ingested_files "
+            "WHERE file_path = %s AND size_bytes = %s AND mtime_ns = %s)",
+            (file_path, size_bytes, mtime_ns),
+        )
+        return cur.fetchone()[0]
+
+
+def ingested_files(conn: Any, family: str, partition_key: str) -> list[dict[str, Any]]:
+    """The latest load of each file of a family's partition."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT ON (file_path) file_path, size_bytes, mtime_ns, content_md5, object_key, "
+            "run_id FROM data_platform.ingested_files WHERE family = %s AND partition_key = %s "
+            "ORDER BY file_path, id DESC",
+            (family, partition_key),
+        )
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]

@@ -45,7 +45,10 @@ def parse_value(text: str, pg_type: str) -> WatermarkValue:
         if pg_type in INTEGER_TYPES:
             return int(text)
         if pg_type == "date":
-            return dt.date.fromisoformat(text[:10])
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                return dt.datetime.fromisoformat(text).date()
         value = dt.datetime.fromisoformat(text)
     except ValueError as e:
         raise WatermarkError(

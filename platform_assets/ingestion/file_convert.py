@@ -1,0 +1,100 @@
+"""Converts one CSV or JSON file into a local Parquet file, with its detected schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from platform_assets.ingestion import csv_reader, json_reader
+from platform_assets.ingestion.csv_reader import CsvOptions
+from platform_assets.ingestion.errors import SchemaDetectionError
+from platform_assets.ingestion.parquet_sink import ParquetFile, ParquetSink
+from platform_assets.ingestion.text_types import Widen
+
+PREVIEW_ROWS = 5
+
+
+@dataclass(frozen=True)
+class ConvertedFile:
+    parquet: ParquetFile
+    schema: pa.Schema
+    file_format: str
+    preview: list[dict[str, Any]]
+    pinned: frozenset[str] = frozenset()
+
+
+def convert_csv(path: Path, dest: Path, options: CsvOptions) -> ConvertedFile:
+    """CSV to Parquet; an unpinned column whose values stop fitting its type becomes text."""
+    names = csv_reader.read_header(path, options)
+    unknown = sorted(set(options.column_types) - set(names))
+    if unknown:
+        raise SchemaDetectionError(
+            f"Failed to read CSV {path}: pinned columns {unknown} are not in the header {names}"
+        )
+    csv_reader.check_quotes_closed(path, options)
+    pinned = frozenset(options.column_types)
+    types: dict[str, pa.DataType] = dict(options.column_types)
+    for _ in range(len(names) + 1):
+        try:
+            return _write(
+                dest,
+                csv_reader.typed_batches(path, names, options, types),
+                empty_schema=pa.schema([pa.field(n, types.get(n, pa.string())) for n in names]),
+                file_format="csv",
+                pinned=pinned,
+            )
+        except Widen as e:
+            if e.column in pinned:
+                raise SchemaDetectionError(
+                    f"Failed to read CSV {path}: value {e.value!r} of column {e.column!r} does not "
+                    f"fit its pinned type {types[e.column]}"
+                ) from e
+            types[e.column] = pa.string()
+    raise SchemaDetectionError(f"Failed to read CSV {path}: column types did not settle")
+
+
+def convert_json(path: Path, dest: Path) -> ConvertedFile:
+    """JSON array or NDJSON to Parquet (fast streaming path when the shape allows)."""
+    layout = json_reader.detect_layout(path)
+    if layout == "ndjson" and not json_reader.has_bom(path):
+        try:
+            return _write(dest, json_reader.fast_ndjson_batches(path), None, "json")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
+            pass  # the exact path below either succeeds or names the precise problem
+    record_type = json_reader.infer_record_type(path, layout)
+    if not record_type.fields:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: it holds no fields (no records, or only empty objects)")
+    empty = pa.schema([pa.field(n, json_reader.to_arrow(t)) for n, t in record_type.fields.items()])
+    return _write(dest, json_reader.exact_batches(path, layout, record_type), empty, "json")
+
+
+def _write(
+    dest: Path,
+    batches: Iterable[pa.RecordBatch],
+    empty_schema: pa.Schema | None,
+    file_format: str,
+    pinned: frozenset[str] = frozenset(),
+) -> ConvertedFile:
+    sink: ParquetSink | None = None
+    preview: list[dict[str, Any]] = []
+    try:
+        for batch in batches:
+            if sink is None:
+                sink = ParquetSink(dest, batch.schema)
+            if not preview and batch.num_rows:
+                preview = batch.slice(0, PREVIEW_ROWS).to_pylist()
+            sink.write(batch)
+        if sink is None:
+            if empty_schema is None:
+                raise SchemaDetectionError(f"Failed to read {file_format.upper()} {dest}: no records")
+            sink = ParquetSink(dest, empty_schema)
+        schema = sink.schema
+        return ConvertedFile(sink.close(), schema, file_format, preview, pinned)
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise

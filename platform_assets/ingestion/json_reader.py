@@ -1,0 +1,347 @@
+"""Streams a JSON file (array of objects, or newline-delimited) as Arrow batches.
+
+The layout is detected from the content, not the extension. Newline-delimited files
+take pyarrow's streaming reader with the schema of the first block; if any later
+block disagrees (new field, changed type), or for JSON arrays and files with a
+byte-order mark, the exact path runs instead: a first pass infers one schema over
+every record, a second converts them in chunks. Nested objects and arrays become
+structs and lists when their shape is consistent, and JSON text when it is not.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from platform_assets.ingestion.csv_reader import open_input
+from platform_assets.ingestion.errors import SchemaDetectionError
+
+Layout = Literal["array", "ndjson"]
+CHUNK_RECORDS = 50_000
+READ_CHUNK = 4 * 1024 * 1024
+DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def detect_layout(path: Path) -> Layout:
+    """``array`` or ``ndjson`` from the first significant character."""
+    first = _first_significant(path)
+    if first is None:
+        raise SchemaDetectionError(
+            f"Failed to read JSON {path}: the file is empty (no JSON value, only whitespace or a byte-order mark)"
+        )
+    if first == "[":
+        return "array"
+    if first == "{":
+        return "ndjson"
+    raise SchemaDetectionError(
+        f"Failed to read JSON {path}: the document is a scalar ({first!r}...); "
+        "expected an array of objects or one object per line"
+    )
+
+
+def _first_significant(path: Path) -> str | None:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    try:
+        with open_input(path) as stream:
+            while chunk := stream.read(64 * 1024):
+                text = decoder.decode(chunk).lstrip()
+                if text:
+                    return text[0]
+            tail = decoder.decode(b"", final=True).strip()
+            return tail[0] if tail else None
+    except UnicodeDecodeError as e:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: the file is not valid UTF-8 ({e})") from e
+    except (OSError, EOFError) as e:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: {_io_reason(e)}") from e
+
+
+def has_bom(path: Path) -> bool:
+    with open_input(path) as stream:
+        return stream.read(3) == codecs.BOM_UTF8
+
+
+# --- the exact path ------------------------------------------------------------------
+
+
+@dataclass
+class JType:
+    """Inferred type of a JSON value; ``kind`` is null, bool, int, float, str, struct, list or json."""
+
+    kind: str = "null"
+    fields: dict[str, JType] = field(default_factory=dict)
+    item: JType | None = None
+
+
+def type_of(value: Any) -> JType:
+    if value is None:
+        return JType("null")
+    if isinstance(value, bool):
+        return JType("bool")
+    if isinstance(value, int):
+        return JType("int") if INT64_MIN <= value <= INT64_MAX else JType("json")
+    if isinstance(value, float):
+        return JType("float")
+    if isinstance(value, str):
+        return JType("str")
+    if isinstance(value, dict):
+        if not value:
+            return JType("json")
+        return JType("struct", fields={k: type_of(v) for k, v in value.items()})
+    if isinstance(value, list):
+        item = JType("null")
+        for element in value:
+            item = merge(item, type_of(element))
+        return JType("list", item=item)
+    return JType("json")
+
+
+def merge(a: JType, b: JType) -> JType:
+    """The type both values fit: numbers widen to float, other mixes become JSON text."""
+    if a.kind == "null":
+        return b
+    if b.kind == "null":
+        return a
+    if {a.kind, b.kind} == {"int", "float"}:
+        return JType("float")
+    if a.kind != b.kind or a.kind == "json":
+        return JType("json")
+    if a.kind == "struct":
+        fields = dict(a.fields)
+        for name, t in b.fields.items():
+            fields[name] = merge(fields[name], t) if name in fields else t
+        return JType("struct", fields=fields)
+    if a.kind == "list":
+        return JType("list", item=merge(a.item or JType(), b.item or JType()))
+    return a
+
+
+def to_arrow(t: JType) -> pa.DataType:
+    if t.kind == "bool":
+        return pa.bool_()
+    if t.kind == "int":
+        return pa.int64()
+    if t.kind == "float":
+        return pa.float64()
+    if t.kind == "struct":
+        return pa.struct([pa.field(n, to_arrow(c)) for n, c in t.fields.items()])
+    if t.kind == "list":
+        return pa.list_(to_arrow(t.item or JType()))
+    return pa.string()
+
+
+def conform(value: Any, t: JType) -> Any:
+    """``value`` shaped for ``to_arrow(t)``: JSON-text columns get ``json.dumps`` text."""
+    if value is None:
+        return None
+    if t.kind in ("json", "null"):
+        return value if isinstance(value, str) and t.kind == "null" else json.dumps(value, ensure_ascii=False)
+    if t.kind == "float":
+        return float(value)
+    if t.kind == "struct":
+        return {n: conform(value.get(n), c) for n, c in t.fields.items()}
+    if t.kind == "list":
+        item = t.item or JType()
+        return [conform(v, item) for v in value]
+    return value
+
+
+def records(path: Path, layout: Layout) -> Iterator[dict[str, Any]]:
+    """Every record, with precise errors (line numbers for NDJSON, positions for arrays)."""
+    if layout == "ndjson":
+        yield from _ndjson_records(path)
+    else:
+        yield from _array_records(path)
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    pending = ""
+    try:
+        with open_input(path) as stream:
+            while chunk := stream.read(READ_CHUNK):
+                pending += decoder.decode(chunk)
+                *lines, pending = pending.split("\n")
+                yield from lines
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as e:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: the file is not valid UTF-8 ({e})") from e
+    except (OSError, EOFError) as e:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: {_io_reason(e)}") from e
+    if pending:
+        yield pending
+
+
+def _ndjson_records(path: Path) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SchemaDetectionError(
+                f"Failed to read JSON {path}: line {number} is not valid JSON ({e.msg} at column {e.colno})"
+            ) from e
+        if not isinstance(value, dict):
+            raise SchemaDetectionError(
+                f"Failed to read JSON {path}: line {number} is not a JSON object"
+            )
+        yield value
+
+
+def _array_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Objects of a top-level JSON array, decoded one element at a time.
+
+    ``buffer[pos:]`` is the unread text; the buffer is compacted only when more
+    text is appended, so each character is copied a bounded number of times.
+    """
+    decoder = json.JSONDecoder()
+    chunks = _text_chunks(path)
+    buffer, pos, consumed = "", 0, 0  # consumed: characters dropped before ``buffer``
+    exhausted = False
+
+    def more() -> bool:
+        nonlocal buffer, pos, consumed, exhausted
+        chunk = next(chunks, None)
+        if chunk is None:
+            exhausted = True
+            return False
+        consumed += pos
+        buffer, pos = buffer[pos:] + chunk, 0
+        return True
+
+    def next_char() -> str | None:
+        nonlocal pos
+        while True:
+            match = _WHITESPACE.match(buffer, pos)
+            pos = match.end()
+            if pos < len(buffer):
+                return buffer[pos]
+            if exhausted or not more():
+                return None
+
+    def fail(message: str) -> SchemaDetectionError:
+        return SchemaDetectionError(f"Failed to read JSON {path}: {message} (character {consumed + pos + 1})")
+
+    if next_char() != "[":
+        raise fail("expected '[' at the start")
+    pos += 1
+    index = 0
+    while True:
+        ch = next_char()
+        if ch is None:
+            raise fail("the array is not closed with ']' (truncated?)")
+        if ch == "]":
+            pos += 1
+            if next_char() is not None:
+                raise fail("unexpected data after the closing ']'")
+            return
+        if index:
+            if ch != ",":
+                raise fail(f"expected ',' or ']' after element {index}")
+            pos += 1
+            next_char()
+        while True:
+            try:
+                value, end = decoder.raw_decode(buffer, pos)
+            except json.JSONDecodeError as e:
+                if not exhausted and more():
+                    continue
+                raise fail(f"element {index + 1} is not valid JSON ({e.msg})") from e
+            if end == len(buffer) and not exhausted and more():
+                continue  # a number or literal may go on in the next chunk
+            break
+        if not isinstance(value, dict):
+            raise fail(f"element {index + 1} of the array is not an object")
+        index += 1
+        pos = end
+        yield value
+
+
+def _text_chunks(path: Path) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    try:
+        with open_input(path) as stream:
+            while chunk := stream.read(READ_CHUNK):
+                yield decoder.decode(chunk)
+        yield decoder.decode(b"", final=True)
+    except UnicodeDecodeError as e:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: the file is not valid UTF-8 ({e})") from e
+    except (OSError, EOFError) as e:
+        raise SchemaDetectionError(f"Failed to read JSON {path}: {_io_reason(e)}") from e
+
+
+def infer_record_type(path: Path, layout: Layout) -> JType:
+    """One type over every record of the file (the exact path's first pass)."""
+    result = JType("struct")
+    for record in records(path, layout):
+        result = merge(result, type_of(record) if record else JType("struct"))
+    return result
+
+
+def exact_batches(path: Path, layout: Layout, record_type: JType) -> Iterator[pa.RecordBatch]:
+    schema = pa.schema([pa.field(n, to_arrow(t)) for n, t in record_type.fields.items()])
+    chunk: list[dict[str, Any]] = []
+    for record in records(path, layout):
+        chunk.append(conform(record, record_type))
+        if len(chunk) >= CHUNK_RECORDS:
+            yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+            chunk = []
+    if chunk:
+        yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+
+
+# --- the fast path ---------------------------------------------------------------------
+
+
+def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
+    """pyarrow's streaming reader with the first block's schema (timestamps kept as text).
+
+    Raises pa.ArrowInvalid when a later block disagrees with that schema.
+    """
+    read_options = pa_json.ReadOptions(block_size=block_size)
+    with open_input(path) as stream:
+        first = pa_json.open_json(stream, read_options=read_options)
+        schema = _as_exact_schema(first.schema)
+    with open_input(path) as stream:
+        reader = pa_json.open_json(
+            stream,
+            read_options=read_options,
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
+            ),
+        )
+        yield from reader
+
+
+def _as_exact_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, _exact_type(f.type)) for f in schema])
+
+
+def _exact_type(t: pa.DataType) -> pa.DataType:
+    """pyarrow infers timestamps from strings and ``null`` for all-null fields; keep both as text."""
+    if pa.types.is_timestamp(t) or pa.types.is_null(t):
+        return pa.string()
+    if pa.types.is_struct(t):
+        if t.num_fields == 0:
+            return pa.string()
+        return pa.struct([pa.field(t.field(i).name, _exact_type(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_list(t):
+        return pa.list_(_exact_type(t.value_type))
+    return t
+
+
+def _io_reason(error: BaseException) -> str:
+    text = str(error).strip()
+    if "gzip" in text.lower() or isinstance(error, EOFError):
+        return f"the gzip stream is corrupt or truncated ({text})"
+    return text

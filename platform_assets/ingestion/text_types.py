@@ -1,0 +1,148 @@
+"""Type inference and exact conversion for columns read as text (CSV fields, JSON strings).
+
+Rules, applied to the non-null values of a column:
+
+- ``true``/``false`` (any case): ``bool``;
+- integers without leading zeros that fit 64 bits: ``int64`` (missing values stay null,
+  the column stays integer);
+- decimal or exponent numbers without leading zeros (``nan``/``inf`` too): ``float64``;
+- ISO dates ``YYYY-MM-DD``: ``date32``;
+- ISO timestamps: ``timestamp[us]`` when none carries an offset, ``timestamp[us, UTC]``
+  when all do;
+- anything else, including numbers with leading zeros (``007``, zip codes): ``string``.
+
+Conversion is strict: a value that does not fit the chosen type raises ``Widen``
+so that the reader can restart with that column as text, never truncate or round.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+LEADING_ZERO = r"^[+-]?0[0-9]"
+INTEGER = r"^[+-]?(0|[1-9][0-9]*)$"
+FLOAT = r"^[+-]?((([1-9][0-9]*|0)?\.[0-9]+|([1-9][0-9]*|0)\.?)([eE][+-]?[0-9]+)?|nan|NaN|inf|Inf|infinity|Infinity)$"
+BOOLEAN = r"^(?i:true|false)$"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TIMESTAMP_NAIVE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"
+TIMESTAMP_ZONED = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+)
+
+TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+TIMESTAMP = pa.timestamp("us")
+
+# Most specific first: the first rule every value matches decides the type.
+_RULES: list[tuple[pa.DataType, str]] = [
+    (pa.bool_(), BOOLEAN),
+    (pa.int64(), INTEGER),
+    (pa.float64(), FLOAT),
+    (pa.date32(), DATE),
+    (TIMESTAMP, TIMESTAMP_NAIVE),
+    (TIMESTAMP_UTC, TIMESTAMP_ZONED),
+]
+
+_PINNABLE: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "date": pa.date32(),
+    "timestamp": TIMESTAMP,
+    "timestamptz": TIMESTAMP_UTC,
+}
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+
+class Widen(Exception):
+    """A value of ``column`` does not fit its inferred type."""
+
+    def __init__(self, column: str, value: str | None):
+        super().__init__(f"column {column!r}: value {value!r} does not fit the inferred type")
+        self.column = column
+        self.value = value
+
+
+def parse_pinned_type(name: str) -> pa.DataType:
+    """A registry type name (``int64``, ``decimal(12,2)``, ``timestamptz``, ...) as Arrow."""
+    text = name.strip().lower()
+    if text in _PINNABLE:
+        return _PINNABLE[text]
+    match = _DECIMAL.match(text)
+    if match and 0 < int(match.group(1)) <= 38 and int(match.group(2)) <= int(match.group(1)):
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    raise ValueError(
+        f"unknown column type {name!r}; use one of {sorted(_PINNABLE)} or decimal(p,s) with p <= 38"
+    )
+
+
+def infer_type(values: pa.Array) -> pa.DataType:
+    """The narrowest type every non-null value of a text column converts to exactly.
+
+    The number patterns already exclude leading zeros; an integer column too wide
+    for int64 stays text rather than becoming an inexact float.
+    """
+    present = pc.drop_null(values)
+    if len(present) == 0:
+        return pa.string()
+    for arrow_type, pattern in _RULES:
+        if pc.all(pc.match_substring_regex(present, pattern)).as_py():
+            if _fits(present, arrow_type):
+                return arrow_type
+            if arrow_type == pa.int64():
+                return pa.string()
+    return pa.string()
+
+
+def _fits(values: pa.Array, arrow_type: pa.DataType) -> bool:
+    try:
+        convert(values, arrow_type, "")
+    except Widen:
+        return False
+    return True
+
+
+def convert(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
+    """Convert a text column exactly, or raise Widen naming the first value that doesn't fit."""
+    if arrow_type == pa.string():
+        return values
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        leading = pc.match_substring_regex(values, LEADING_ZERO)
+        if pc.any(leading).as_py():
+            raise Widen(column, _first(values, leading))
+    try:
+        if arrow_type == pa.bool_():
+            return _to_bool(values, column)
+        return pc.cast(values, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise Widen(column, _first_failing(values, arrow_type)) from e
+
+
+def _to_bool(values: pa.Array, column: str) -> pa.Array:
+    lowered = pc.utf8_lower(values)
+    valid = pc.or_kleene(pc.equal(lowered, "true"), pc.equal(lowered, "false"))
+    if not pc.all(pc.fill_null(valid, True)).as_py():
+        raise Widen(column, _first(values, pc.invert(pc.fill_null(valid, True))))
+    return pc.equal(lowered, "true")
+
+
+def _first(values: pa.Array, mask: pa.Array) -> str | None:
+    hits = pc.filter(values, pc.fill_null(mask, False))
+    return hits[0].as_py() if len(hits) else None
+
+
+def _first_failing(values: pa.Array, arrow_type: pa.DataType) -> str | None:
+    for value in values.to_pylist():
+        if value is None:
+            continue
+        try:
+            pc.cast(pa.array([value]), arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return value
+    return None
