@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_assets.file_assets import build_file_family
 from platform_assets.postgres_assets import GROUP, build_postgres_asset
 from platform_assets.registry import Registry, load_registry
 from platform_resources.object_store_resources import StorageLayersResource, minio_s3_resource
@@ -29,6 +30,11 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         build_postgres_asset(source=source, registry=registry, partitions_def=partitions)
         for source in registry.postgres
     ]
+    sensors = []
+    for family in registry.files:
+        asset, sensor = build_file_family(family=family, registry=registry, partitions_def=partitions)
+        assets.append(asset)
+        sensors.append(sensor)
     main_job = dg.define_asset_job(
         MAIN_JOB,
         selection=dg.AssetSelection.groups(GROUP),
@@ -37,6 +43,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[main_job],
+        sensors=sensors,
         resources={
             "source_db": PostgresResource(),
             "platform_db": PostgresResource(env_prefix="PLATFORM_"),

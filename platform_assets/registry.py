@@ -14,9 +14,11 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from platform_assets.ingestion.text_types import parse_pinned_type
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_REGISTRY = Path(__file__).with_name("sources.yaml")
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 DEFAULT_OBJECT_KEY = "postgres/{name}/{date}/{name}.parquet"
 
@@ -80,10 +82,87 @@ class PostgresSource(_Strict):
         return self.object_key.format(name=self.name, date=partition_date)
 
 
+class FileFamily(_Strict):
+    """Files of one kind arriving in an input directory; one asset partitioned by day.
+
+    A file's partition date comes from ``date_pattern`` (a regex whose first group,
+    or group ``date``, matches the name and parses with ``date_format``), else from
+    the day it arrived (its modification time in the registry's timezone).
+    """
+
+    name: str
+    description: str | None = None
+    directory: str
+    glob: str
+    format: Literal["csv", "json"]
+    delimiter: str = ","
+    quote_char: str = '"'
+    encoding: str = "utf-8"
+    null_values: list[str] = [""]
+    skip_rows: int = 0
+    column_types: dict[str, str] = {}
+    date_pattern: str | None = None
+    date_format: str = "%Y-%m-%d"
+    after_load: Literal["leave", "move"] = "leave"
+    object_key: str = "files/{name}/{date}/{stem}.parquet"
+    sensor_interval_seconds: int = Field(default=30, ge=5)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
+        return value
+
+    @field_validator("glob")
+    @classmethod
+    def _glob(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("must be relative to the directory and stay inside it")
+        return value
+
+    @field_validator("date_pattern")
+    @classmethod
+    def _date_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compiled = re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from e
+            if compiled.groups < 1:
+                raise ValueError("needs a group around the date, e.g. '_(\\d{8})\\.csv$'")
+        return value
+
+    @field_validator("column_types")
+    @classmethod
+    def _column_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, type_name in value.items():
+            try:
+                parse_pinned_type(type_name)
+            except ValueError as e:
+                raise ValueError(f"column {column!r}: {e}") from e
+        return value
+
+    @field_validator("object_key")
+    @classmethod
+    def _file_object_key(cls, value: str) -> str:
+        if "{date}" not in value or "{stem}" not in value:
+            raise ValueError("must contain {date} and {stem} so that each file has its own object")
+        return value
+
+    def input_directory(self) -> Path:
+        path = Path(os.path.expandvars(self.directory))
+        return path if path.is_absolute() else PROJECT_DIR / path
+
+    def key_for(self, partition_date: str, stem: str) -> str:
+        return self.object_key.format(name=self.name, date=partition_date, stem=stem)
+
+
 class Registry(_Strict):
     start_date: dt.date = dt.date(2024, 1, 1)
     timezone: str = "UTC"
     postgres: list[PostgresSource] = []
+    files: list[FileFamily] = []
 
     @field_validator("timezone")
     @classmethod
@@ -96,7 +175,7 @@ class Registry(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Registry:
-        names = [s.name for s in self.postgres]
+        names = [s.name for s in self.postgres] + [f.name for f in self.files]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {duplicates}")
@@ -124,9 +203,9 @@ def _describe(error: ValidationError, data: dict) -> str:
     for item in error.errors():
         location = list(item["loc"])
         where = ".".join(str(p) for p in location)
-        if len(location) >= 2 and location[0] == "postgres" and isinstance(location[1], int):
+        if len(location) >= 2 and location[0] in ("postgres", "files") and isinstance(location[1], int):
             try:
-                name = data["postgres"][location[1]].get("name", f"#{location[1]}")
+                name = data[location[0]][location[1]].get("name", f"#{location[1]}")
             except (KeyError, IndexError, AttributeError):
                 name = f"#{location[1]}"
             field = ".".join(str(p) for p in location[2:]) or "(entry)"

@@ -62,7 +62,7 @@ def describe_table(cur: Any, schema: str, table: str) -> list[PgColumn]:
 
 def describe_query(cur: Any, query: str, source_name: str) -> list[PgColumn]:
     return _describe(
-        cur, f"SELECT * FROM ({strip_statement(query)}) AS custom_query LIMIT 0", source_name
+        cur, f"SELECT * FROM (\n{strip_statement(query)}\n) AS custom_query LIMIT 0", source_name
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from psycopg2 import sql
 
 _TRAILING = re.compile(r"[\s;]+$")
+_COMMENTS_ONLY = re.compile(r"(\s*--[^\n]*)+\s*$")
 
 from platform_assets.ingestion.snapshot import Snapshot
 from platform_assets.ingestion.type_mapping import ColumnMapping, SelectAs
@@ -141,8 +142,16 @@ def query_extract(query: str, mappings: list[ColumnMapping]) -> sql.Composable:
 
 
 def strip_statement(query: str) -> str:
-    """The query without surrounding whitespace and trailing semicolons."""
-    return _TRAILING.sub("", query.strip())
+    """The query without surrounding whitespace and trailing semicolons.
+
+    A semicolon followed only by ``--`` comments is dropped too, unless a quote
+    follows it (then it may sit inside a string literal and is left alone).
+    """
+    text = _TRAILING.sub("", query.strip())
+    last = text.rfind(";")
+    if last >= 0 and _COMMENTS_ONLY.match(text, last + 1) and not set(text[last:]) & {"'", '"'}:
+        text = _TRAILING.sub("", text[:last]) + text[last + 1 :]
+    return text
 
 
 def copy_statement(select: str) -> str:

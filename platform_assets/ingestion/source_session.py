@@ -17,7 +17,7 @@ import psycopg2
 
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.load_planning import OpenTransactions
-from platform_assets.ingestion.snapshot import Snapshot
+from platform_assets.ingestion.snapshot import XID32, Snapshot
 from platform_resources.config import PostgresSettings
 
 EXTRACT_APPLICATION_NAME = "data_platform:extract"
@@ -39,10 +39,16 @@ WHERE datname = current_database()
 """
 
 
+# Xids below the snapshot's xmax that are still in progress although the snapshot's
+# xip does not list them: subtransactions (savepoints, PL/pgSQL exception blocks),
+# including those already released inside a still-open transaction.
 _IN_PROGRESS_XIDS_SQL = """
-SELECT transactionid::text::bigint FROM pg_locks
-WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
+SELECT x FROM generate_series(%(xmin)s::bigint, %(xmax)s::bigint - 1) AS x
+WHERE x <> ALL(%(xip)s::bigint[]) AND pg_xact_status(x::text::xid8) = 'in progress'
 """
+# Beyond this many xids between xmin and xmax the scan is skipped and the catch-up
+# of the next run has no lower bound instead (see load_planning.catchup_floor).
+MAX_XID_SCAN = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -68,15 +74,14 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
             cur.execute(_SESSION_SETTINGS)
             cur.execute(_OPEN_TRANSACTIONS_SQL, (EXTRACT_APPLICATION_NAME,))
             count, oldest, hidden = cur.fetchone()
-            in_progress = _in_progress_xids(cur)
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cur.execute("SELECT pg_current_snapshot()::text, clock_timestamp()")
             snapshot_text, taken_at = cur.fetchone()
-            in_progress += _in_progress_xids(cur)
+            top_level = Snapshot.parse(snapshot_text)
+            subtransactions = in_progress_subtransactions(cur, top_level)
+            open_before = OpenTransactions(count, oldest, hidden or subtransactions is None)
             snapshot = ExtractSnapshot(
-                Snapshot.parse(snapshot_text).with_in_progress(in_progress),
-                taken_at,
-                OpenTransactions(count, oldest, hidden),
+                top_level.with_in_progress(subtransactions or []), taken_at, open_before
             )
             yield cur, snapshot
             cur.execute("COMMIT")
@@ -86,10 +91,17 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
         conn.close()
 
 
-def _in_progress_xids(cur: Any) -> list[int]:
-    """32-bit xids (subtransactions included) in progress: each one locks its own xid."""
-    cur.execute(_IN_PROGRESS_XIDS_SQL)
-    return [row[0] for row in cur.fetchall()]
+def in_progress_subtransactions(cur: Any, snapshot: Snapshot) -> list[int] | None:
+    """In-progress xids the snapshot's xip omits; None when the range is too wide to scan."""
+    if not snapshot.xip:
+        return []
+    if snapshot.xmax - snapshot.xmin > MAX_XID_SCAN:
+        return None
+    cur.execute(
+        _IN_PROGRESS_XIDS_SQL,
+        {"xmin": snapshot.xmin, "xmax": snapshot.xmax, "xip": list(snapshot.xip)},
+    )
+    return [row[0] % XID32 for row in cur.fetchall()]
 
 
 def open_transactions_now(cur: Any) -> OpenTransactions:

@@ -8,6 +8,7 @@ microseconds (and ``+00:00`` for ``timestamptz``), integers are plain digits.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -16,6 +17,13 @@ from platform_assets.ingestion.errors import WatermarkError
 
 WatermarkType = Literal["timestamp", "integer"]
 WatermarkValue = int | dt.datetime | dt.date
+
+_INTEGER_TEXT = re.compile(r"^[+-]?[0-9]+$")
+# ISO-8601 forms that Python and PostgreSQL both read the same way.
+_TIMESTAMP_TEXT = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
 
 TIMESTAMP_TYPES = frozenset({"timestamp", "timestamptz", "date"})
 INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
@@ -41,7 +49,12 @@ def parse_value(text: str, pg_type: str) -> WatermarkValue:
     A naive ``timestamp`` column ignores any offset in the text, as Postgres does
     when it casts ``'2024-01-01T00:00:00Z'::timestamp``.
     """
+    pattern = _INTEGER_TEXT if pg_type in INTEGER_TYPES else _TIMESTAMP_TEXT
+    example = "12345" if pg_type in INTEGER_TYPES else "2024-01-01T00:00:00.000000+00:00"
     try:
+        if not pattern.match(text.strip()):
+            raise ValueError(f"expected the form {example}")
+        text = text.strip()
         if pg_type in INTEGER_TYPES:
             return int(text)
         if pg_type == "date":

@@ -31,32 +31,24 @@ def unit_conn() -> Iterator[Any]:
 
 
 @pytest.fixture
-def render(unit_conn: Any) -> Callable[..., str]:
-    """Render a composable the way the engine does: ``mogrify`` with parameters, else
-    ``as_string`` (``%%`` stays doubled there, exactly as sent to the server)."""
+def render(unit_conn: Any) -> Callable[[sql.Composable], str]:
+    """Render a composable the way the engine does: ``as_string`` on the connection.
 
-    def _render(composed: sql.Composable, params: dict[str, Any] | None = None) -> str:
+    Values are ``sql.Literal``s quoted by psycopg2's adapters and there are no
+    placeholders, so the text is exactly what is sent to the server (never ``mogrify``)."""
+
+    def _render(composed: sql.Composable) -> str:
         with unit_conn.cursor() as cur:
-            if params:
-                return cur.mogrify(composed, params).decode()
             return composed.as_string(cur)
 
     return _render
 
 
 @pytest.fixture
-def template(unit_conn: Any) -> Callable[[sql.Composable], str]:
-    """The composable as text with its placeholders still unbound."""
-
-    def _template(composed: sql.Composable) -> str:
-        return composed.as_string(unit_conn)
-
-    return _template
-
-
-@pytest.fixture
 def fetch(unit_conn: Any) -> Callable[..., list[tuple]]:
     def _fetch(query: Any, params: Any = None) -> list[tuple]:
+        """Without ``params`` the statement is sent as is (``%`` untouched), as the engine
+        sends rendered extract queries."""
         with unit_conn.cursor() as cur:
             cur.execute(query, params)
             return cur.fetchall()

@@ -1,8 +1,9 @@
 """Unit tests for platform_assets.ingestion.query_builder.
 
-The composables are rendered with a real connection (``as_string``/``mogrify``) but
-no table of the project is touched; a few tests evaluate the predicates over VALUES
-lists or a temporary table to check what they select, not just how they read.
+The composables are rendered with a real connection (``as_string``, as the engine
+does; values are ``sql.Literal``s, there are no placeholders) but no table of the
+project is touched; a few tests evaluate the predicates over VALUES lists or a
+temporary table to check what they select, not just how they read.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import io
 import json
 
+import psycopg2
 import pytest
 from psycopg2 import sql
 
+from platform_assets.ingestion.pg_catalog import describe_query
 from platform_assets.ingestion.query_builder import (
     CatchUp,
     ExtractRange,
     copy_statement,
     query_extract,
+    range_condition,
     relation,
     select_list,
     strip_statement,
@@ -26,10 +30,14 @@ from platform_assets.ingestion.query_builder import (
 )
 from platform_assets.ingestion.type_mapping import PgColumn, map_column
 
-XID_CONDITION = (
-    "((xmin::text::bigint) >= 3 AND ((xmin::text::bigint) = ANY(%(snapshot_xip)s::bigint[]) "
-    "OR (((xmin::text::bigint) - %(snapshot_xmax)s + 4294967296) %% 4294967296) < 2147483648))"
-)
+
+
+def xid_condition(xip: str, xmax: int) -> str:
+    """The rendered invisible-row condition; ``xip`` as psycopg2 renders the list literal."""
+    return (
+        f"((xmin::text::bigint) >= 3 AND ((xmin::text::bigint) = ANY({xip}::bigint[]) "
+        f"OR (((xmin::text::bigint) - {xmax} + 4294967296) % 4294967296) < 2147483648))"
+    )
 
 
 def mapping(name: str, type_name: str = "int4", element: str | None = None, position: int = 1):
@@ -108,10 +116,10 @@ def test_extract_range_from_json_without_catchup_key_or_floor() -> None:
 
 
 @pytest.mark.parametrize("extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8")])
-def test_full_range_has_no_where(template, extract_range: ExtractRange) -> None:
-    where, params = where_clause(extract_range)
-    assert template(where) == ""
-    assert params == {}
+def test_full_range_has_no_where(render, extract_range: ExtractRange) -> None:
+    where = where_clause(extract_range)
+    assert isinstance(where, sql.Composable)
+    assert render(where) == ""
 
 
 @pytest.mark.parametrize(
@@ -119,9 +127,9 @@ def test_full_range_has_no_where(template, extract_range: ExtractRange) -> None:
     [(False, False, ">", "<"), (True, False, ">=", "<"), (False, True, ">", "<="), (True, True, ">=", "<=")],
 )
 def test_bounds_inclusivity_operators(
-    template, lower_inclusive: bool, upper_inclusive: bool, lower_op: str, upper_op: str
+    render, lower_inclusive: bool, upper_inclusive: bool, lower_op: str, upper_op: str
 ) -> None:
-    where, params = where_clause(
+    where = where_clause(
         ExtractRange(
             column="id",
             cast_type="int8",
@@ -131,37 +139,76 @@ def test_bounds_inclusivity_operators(
             upper_inclusive=upper_inclusive,
         )
     )
-    assert template(where) == (
-        f' WHERE (("id" {lower_op} CAST(%(lower)s AS int8)) AND "id" {upper_op} CAST(%(upper)s AS int8))'
+    assert render(where) == (
+        f' WHERE (("id" {lower_op} CAST(\'10\' AS int8)) AND "id" {upper_op} CAST(\'20\' AS int8))'
     )
-    assert params == {"lower": "10", "upper": "20"}
 
 
-def test_lower_bound_only(template) -> None:
-    where, params = where_clause(ExtractRange(column="ts", cast_type="timestamptz", lower="2024-01-01T00:00:00Z"))
-    assert template(where) == ' WHERE (("ts" > CAST(%(lower)s AS timestamptz)))'
-    assert params == {"lower": "2024-01-01T00:00:00Z"}
+def test_lower_bound_only(render) -> None:
+    where = where_clause(ExtractRange(column="ts", cast_type="timestamptz", lower="2024-01-01T00:00:00Z"))
+    assert render(where) == " WHERE ((\"ts\" > CAST('2024-01-01T00:00:00Z' AS timestamptz)))"
 
 
-def test_upper_bound_only(template) -> None:
-    where, params = where_clause(ExtractRange(column="d", cast_type="date", upper="2024-01-02"))
-    assert template(where) == ' WHERE (TRUE AND "d" < CAST(%(upper)s AS date))'
-    assert params == {"upper": "2024-01-02"}
+def test_upper_bound_only(render) -> None:
+    where = where_clause(ExtractRange(column="d", cast_type="date", upper="2024-01-02"))
+    assert render(where) == " WHERE (TRUE AND \"d\" < CAST('2024-01-02' AS date))"
 
 
-def test_values_are_bound_parameters_not_inlined(template, render) -> None:
+def test_values_are_quoted_literals_cast_to_the_column_type(render) -> None:
     hostile = "2024-01-01'); DROP TABLE x; --"
-    where, params = where_clause(ExtractRange(column="ts", cast_type="timestamp", lower=hostile, upper=hostile))
-    text = template(where)
-    assert hostile not in text
-    assert "DROP" not in text
-    assert params == {"lower": hostile, "upper": hostile}
-    # bound by the driver: quoted and escaped as one literal
-    assert render(where, params).count("'2024-01-01''); DROP TABLE x; --'") == 2
+    text = render(where_clause(ExtractRange(column="ts", cast_type="timestamp", lower=hostile, upper=hostile)))
+    # quoted and escaped by psycopg2 as one string literal, cast to the column type
+    literal = "CAST('2024-01-01''); DROP TABLE x; --' AS timestamp)"
+    assert text == f' WHERE (("ts" > {literal}) AND "ts" < {literal})'
+    assert text.count(literal) == 2
+    assert "%(" not in text  # no placeholders left
 
 
-def test_catchup_with_floor(template) -> None:
-    where, params = where_clause(
+INJECTION = "2024-01-01' OR '1'='1"
+
+
+def test_a_quote_in_a_value_does_not_widen_the_selection(render, fetch) -> None:
+    """The value is compared as one text; its ``OR '1'='1'`` is never SQL."""
+    where = where_clause(
+        ExtractRange(column="s", cast_type="text", lower=INJECTION, lower_inclusive=True, upper=INJECTION, upper_inclusive=True)
+    )
+    assert render(where) == (
+        " WHERE ((\"s\" >= CAST('2024-01-01'' OR ''1''=''1' AS text)) AND \"s\" <= CAST('2024-01-01'' OR ''1''=''1' AS text))"
+    )
+    rows = ["2023-12-31", "2024-01-01", "2024-01-02", "1", INJECTION, "zzz"]
+    values = sql.SQL(", ").join(sql.SQL("({})").format(sql.Literal(v)) for v in rows)
+    query = sql.SQL("SELECT s FROM (VALUES {}) AS t(s){} ORDER BY s").format(values, where)
+    assert fetch(query) == [(INJECTION,)]
+
+
+def test_a_quote_in_a_value_for_a_timestamp_column_is_one_bad_timestamp(fetch) -> None:
+    """Cast to the column type, the whole value is one (invalid) timestamp: an error, not more rows."""
+    where = where_clause(ExtractRange(column="ts", cast_type="timestamp", lower=INJECTION))
+    query = sql.SQL(
+        "SELECT ts FROM (VALUES ('2023-12-31'::timestamp), ('2024-01-02'::timestamp)) AS t(ts){}"
+    ).format(where)
+    with pytest.raises(psycopg2.errors.InvalidDatetimeFormat) as e:
+        fetch(query)
+    assert INJECTION in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["it's", "''", "back\\slash", "\\'", "100%", "%s", "%(lower)s", "%%", "{}", "{0}", "line\nbreak", "naïve ☃", "", " "],
+)
+def test_values_round_trip_through_the_literal(fetch, value: str) -> None:
+    """lower = upper = value (inclusive) selects exactly the row equal to value."""
+    where = where_clause(
+        ExtractRange(column="s", cast_type="text", lower=value, lower_inclusive=True, upper=value, upper_inclusive=True)
+    )
+    rows = [value, value + "x", "x" + value, "other"]
+    values = sql.SQL(", ").join(sql.SQL("({})").format(sql.Literal(v)) for v in rows)
+    query = sql.SQL("SELECT s FROM (VALUES {}) AS t(s){}").format(values, where)
+    assert fetch(query) == [(value,)]
+
+
+def test_catchup_with_floor(render) -> None:
+    where = where_clause(
         ExtractRange(
             column="id",
             cast_type="int8",
@@ -169,34 +216,28 @@ def test_catchup_with_floor(template) -> None:
             catchup=CatchUp(snapshot="4294967396:4294967496:4294967446,8589934593", upper="100", floor="40"),
         )
     )
-    assert template(where) == (
-        ' WHERE ((("id" > CAST(%(lower)s AS int8)) OR ("id" >= CAST(%(catchup_floor)s AS int8) AND '
-        '"id" <= CAST(%(catchup_upper)s AS int8) AND ' + XID_CONDITION + ")))"
-    )
-    assert params == {
-        "lower": "100",
-        "catchup_upper": "100",
-        "catchup_floor": "40",
-        "snapshot_xip": [150, 1],  # 32-bit xids
-        "snapshot_xmax": 200,
-    }
-
-
-def test_catchup_without_floor(template) -> None:
-    where, params = where_clause(
-        ExtractRange(column="id", cast_type="int8", lower="100", catchup=CatchUp(snapshot="10:20:", upper="100"))
-    )
-    assert template(where) == (
-        ' WHERE ((("id" > CAST(%(lower)s AS int8)) OR ("id" <= CAST(%(catchup_upper)s AS int8) AND '
-        + XID_CONDITION
+    assert render(where) == (
+        " WHERE (((\"id\" > CAST('100' AS int8)) OR (\"id\" >= CAST('40' AS int8) AND "
+        "\"id\" <= CAST('100' AS int8) AND "
+        + xid_condition("ARRAY[150,1]", 200)  # 32-bit xids
         + ")))"
     )
-    assert "catchup_floor" not in params
-    assert params == {"lower": "100", "catchup_upper": "100", "snapshot_xip": [], "snapshot_xmax": 20}
 
 
-def test_catchup_with_upper_bound_keeps_upper_outside_the_or(template) -> None:
-    where, params = where_clause(
+def test_catchup_without_floor(render) -> None:
+    where = where_clause(
+        ExtractRange(column="id", cast_type="int8", lower="100", catchup=CatchUp(snapshot="10:20:", upper="100"))
+    )
+    assert render(where) == (
+        " WHERE (((\"id\" > CAST('100' AS int8)) OR (\"id\" <= CAST('100' AS int8) AND "
+        + xid_condition("'{}'", 20)
+        + ")))"
+    )
+    assert render(where).count(" >= CAST(") == 0  # no floor bound
+
+
+def test_catchup_with_upper_bound_keeps_upper_outside_the_or(render) -> None:
+    where = where_clause(
         ExtractRange(
             column="id",
             cast_type="int8",
@@ -205,21 +246,45 @@ def test_catchup_with_upper_bound_keeps_upper_outside_the_or(template) -> None:
             catchup=CatchUp(snapshot="10:20:", upper="100", floor="50"),
         )
     )
-    text = template(where)
-    assert text.endswith(') AND "id" < CAST(%(upper)s AS int8))')
-    assert text.startswith(' WHERE ((("id" > CAST(%(lower)s AS int8)) OR (')
-    assert set(params) == {"lower", "upper", "catchup_upper", "catchup_floor", "snapshot_xip", "snapshot_xmax"}
+    text = render(where)
+    assert text.endswith(") AND \"id\" < CAST('200' AS int8))")
+    assert text.startswith(" WHERE (((\"id\" > CAST('100' AS int8)) OR (")
+    assert text == (
+        " WHERE (((\"id\" > CAST('100' AS int8)) OR (\"id\" >= CAST('50' AS int8) AND "
+        "\"id\" <= CAST('100' AS int8) AND "
+        + xid_condition("'{}'", 20)
+        + ")) AND \"id\" < CAST('200' AS int8))"
+    )
 
 
 def test_rendered_catchup_uses_a_single_modulo_operator(render) -> None:
-    where, params = where_clause(
+    where = where_clause(
         ExtractRange(column="id", cast_type="int8", lower="1", catchup=CatchUp(snapshot="10:20:15", upper="1"))
     )
-    text = render(where, params)
+    text = render(where)
     assert "%%" not in text
     assert "+ 4294967296) % 4294967296) < 2147483648" in text
     assert "ANY(ARRAY[15]::bigint[])" in text
     assert "- 20 + 4294967296" in text
+
+
+@pytest.mark.parametrize("extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8")])
+def test_range_condition_of_a_full_range_is_true(render, extract_range: ExtractRange) -> None:
+    condition = range_condition(extract_range)
+    assert isinstance(condition, sql.Composable)
+    assert render(condition) == "TRUE"
+
+
+@pytest.mark.parametrize(
+    "extract_range",
+    [
+        ExtractRange(column="id", cast_type="int8", lower="1"),
+        ExtractRange(column="id", cast_type="int8", upper="9", upper_inclusive=True),
+        ExtractRange(column="id", cast_type="int8", lower="1", upper="9", catchup=CatchUp("10:20:15", "1", "0")),
+    ],
+)
+def test_where_clause_is_where_plus_range_condition(render, extract_range: ExtractRange) -> None:
+    assert render(where_clause(extract_range)) == " WHERE " + render(range_condition(extract_range))
 
 
 # Each row: (id, 32-bit xmin). Snapshot "100:200:150": xmin 150 or >= 200 is invisible.
@@ -267,28 +332,28 @@ ROWS = [(1, 50), (2, 150), (3, 160), (4, 250), (5, 90), (6, 300), (7, 2), (8, 21
     ],
 )
 def test_where_clause_selects_the_expected_rows(fetch, extract_range: ExtractRange, expected_ids: list[int]) -> None:
-    where, params = where_clause(extract_range)
+    where = where_clause(extract_range)
     values = sql.SQL(", ").join(sql.SQL("({}, {}::bigint)").format(sql.Literal(i), sql.Literal(x)) for i, x in ROWS)
     query = sql.SQL("SELECT id FROM (VALUES {}) AS t(id, xmin){} ORDER BY id").format(values, where)
-    assert [r[0] for r in fetch(query, params or None)] == expected_ids
+    assert [r[0] for r in fetch(query)] == expected_ids
 
 
 # --------------------------------------------------------------------------- identifiers
 
 
-def test_relation_quotes_both_parts(template) -> None:
-    assert template(relation("public", "orders")) == '"public"."orders"'
-    assert template(relation("My Schema", 'we"ird')) == '"My Schema"."we""ird"'
+def test_relation_quotes_both_parts(render) -> None:
+    assert render(relation("public", "orders")) == '"public"."orders"'
+    assert render(relation("My Schema", 'we"ird')) == '"My Schema"."we""ird"'
 
 
-def test_select_list_plain_and_array_columns(template) -> None:
+def test_select_list_plain_and_array_columns(render) -> None:
     mappings = [
         mapping("id", "int8"),
         mapping("tags", "_text", element="text"),
         mapping("Mixed Case", "interval"),
         mapping("ranges", "_int4range", element="int4range"),
     ]
-    assert template(select_list(mappings)) == (
+    assert render(select_list(mappings)) == (
         '"id", array_to_json("tags") AS "tags", "Mixed Case", "ranges"'
     )
 
@@ -302,24 +367,20 @@ def test_select_list_plain_and_array_columns(template) -> None:
         ("sales", "Order Lines", '"sales"."Order Lines"'),
     ],
 )
-def test_table_extract_full(template, schema: str, table: str, expected_relation: str) -> None:
-    query, params = table_extract(schema, table, [mapping("id", "int8"), mapping("tags", "_int4", element="int4")], ExtractRange())
-    assert template(query) == f'SELECT "id", array_to_json("tags") AS "tags" FROM {expected_relation}'
-    assert params == {}
+def test_table_extract_full(render, schema: str, table: str, expected_relation: str) -> None:
+    query = table_extract(schema, table, [mapping("id", "int8"), mapping("tags", "_int4", element="int4")], ExtractRange())
+    assert isinstance(query, sql.Composable)
+    assert render(query) == f'SELECT "id", array_to_json("tags") AS "tags" FROM {expected_relation}'
 
 
-def test_table_extract_with_range(template, render) -> None:
-    query, params = table_extract(
+def test_table_extract_with_range(render) -> None:
+    query = table_extract(
         "public",
         "orders; DROP TABLE x",
         [mapping("id", "int8"), mapping("created; --", "timestamptz")],
         ExtractRange(column="created; --", cast_type="timestamptz", lower="2024-01-01T00:00:00+00:00", lower_inclusive=True),
     )
-    assert template(query) == (
-        'SELECT "id", "created; --" FROM "public"."orders; DROP TABLE x" '
-        'WHERE (("created; --" >= CAST(%(lower)s AS timestamptz)))'
-    )
-    assert render(query, params) == (
+    assert render(query) == (
         'SELECT "id", "created; --" FROM "public"."orders; DROP TABLE x" '
         "WHERE ((\"created; --\" >= CAST('2024-01-01T00:00:00+00:00' AS timestamptz)))"
     )
@@ -336,39 +397,68 @@ def test_table_extract_runs_against_a_hostile_table_name(unit_conn, render) -> N
             cur.execute(
                 sql.SQL("INSERT INTO {} VALUES (1, '{{1,2}}'), (2, NULL), (3, '{{}}')").format(sql.Identifier(table))
             )
-            query, params = table_extract(
+            query = table_extract(
                 "pg_temp",
                 table,
                 [mapping("id", "int8"), mapping("tags", "_int4", element="int4")],
                 ExtractRange(column="id", cast_type="int8", lower="1"),
             )
-            cur.execute(render(query, params))
+            cur.execute(render(query))
             assert cur.fetchall() == [(2, None), (3, [])]
             buf = io.BytesIO()
-            cur.copy_expert(copy_statement(render(query, params)), buf)
+            cur.copy_expert(copy_statement(render(query)), buf)
             assert buf.getvalue() == b'2,\n3,[]\n'
         finally:
             cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: psycopg2 does not escape '%' inside sql.Identifier, so a bounded table_extract "
-        "(which the engine renders with cur.mogrify(composed, params)) cannot be rendered when a "
-        "table or column name contains '%'"
-    ),
-)
-def test_identifier_with_percent_survives_a_bounded_extract(render) -> None:
-    query, params = table_extract(
+def test_identifier_with_percent_renders_in_a_bounded_extract(render) -> None:
+    """'%' in a name stays as is: the statement has no placeholders to confuse it with."""
+    query = table_extract(
         "public",
         "discount_%s",
         [mapping("pct%", "int4")],
         ExtractRange(column="pct%", cast_type="int4", lower="1"),
     )
-    assert render(query, params) == (
+    assert render(query) == (
         'SELECT "pct%" FROM "public"."discount_%s" WHERE (("pct%" > CAST(\'1\' AS int4)))'
     )
+
+
+def test_identifier_with_percent_runs_a_bounded_extract_with_catchup(unit_conn, render) -> None:
+    """Table 'pct%' with column 'pct%': a bounded extract with a catch-up (which also holds
+    the '%' modulo operator) reads exactly the expected rows, with SELECT and with COPY."""
+    table = sql.Identifier("pct%")
+    with unit_conn.cursor() as cur:  # autocommit: every statement is its own transaction
+        cur.execute(sql.SQL('CREATE TEMP TABLE {} ("pct%" int4)').format(table))
+        try:
+            cur.execute(sql.SQL("INSERT INTO {} VALUES (0), (1), (2), (3), (4), (5)").format(table))
+            cur.execute("SELECT pg_current_snapshot()::text")
+            [(snapshot,)] = cur.fetchall()
+            cur.execute(sql.SQL("INSERT INTO {} VALUES (2), (4), (6)").format(table))  # after the snapshot
+            query = table_extract(
+                "pg_temp",
+                "pct%",
+                [mapping("pct%", "int4")],
+                ExtractRange(
+                    column="pct%",
+                    cast_type="int4",
+                    lower="4",
+                    upper="6",
+                    catchup=CatchUp(snapshot=snapshot, upper="4", floor="1"),
+                ),
+            )
+            text = render(query)
+            assert text.startswith('SELECT "pct%" FROM "pg_temp"."pct%" WHERE ')
+            assert "%%" not in text
+            # > 4 (5), or 1 <= x <= 4 and written after the snapshot (2, 4); < 6 overall
+            cur.execute(text)
+            assert sorted(cur.fetchall()) == [(2,), (4,), (5,)]
+            buf = io.BytesIO()
+            cur.copy_expert(copy_statement(text), buf)
+            assert sorted(buf.getvalue().splitlines()) == [b"2", b"4", b"5"]
+        finally:
+            cur.execute(sql.SQL("DROP TABLE {}").format(table))
 
 
 # --------------------------------------------------------------------------- custom queries
@@ -381,16 +471,8 @@ def test_identifier_with_percent_survives_a_bounded_extract(render) -> None:
         ("  SELECT 1;  ", "SELECT 1"),
         ("SELECT 1;;\n", "SELECT 1"),
         ("\n\tSELECT 1 ; \n", "SELECT 1"),
-        pytest.param(
-            "SELECT 1 ; ;",
-            "SELECT 1",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG (minor): semicolons separated by whitespace are only partly stripped "
-                "('SELECT 1 ;' remains), so the wrapped extract is a syntax error",
-            ),
-            id="semicolons-with-space",
-        ),
+        pytest.param("SELECT 1 ; ;", "SELECT 1", id="semicolons-with-space"),
+        pytest.param("SELECT 1;\n ;\t; \n", "SELECT 1", id="semicolons-and-whitespace-mixed"),
         ("SELECT ';' AS s", "SELECT ';' AS s"),
         ("SELECT 'a;'", "SELECT 'a;'"),
     ],
@@ -399,19 +481,19 @@ def test_strip_statement(query: str, expected: str) -> None:
     assert strip_statement(query) == expected
 
 
-def test_query_extract_keeps_percent_and_braces_untouched(template) -> None:
+def test_query_extract_keeps_percent_and_braces_untouched(render) -> None:
     user_query = "SELECT name, '100%' AS pct, '{}' AS braces, '{0}' AS fmt FROM t WHERE name LIKE 'a%%b%s';"
     composed = query_extract(user_query, [mapping("name", "text"), mapping("pct", "text")])
-    assert template(composed) == (
-        'SELECT "name", "pct" FROM ('
+    assert render(composed) == (
+        'SELECT "name", "pct" FROM (\n'
         "SELECT name, '100%' AS pct, '{}' AS braces, '{0}' AS fmt FROM t WHERE name LIKE 'a%%b%s'"
-        ") AS custom_query"
+        "\n) AS custom_query"
     )
 
 
-def test_query_extract_with_array_column(template) -> None:
+def test_query_extract_with_array_column(render) -> None:
     composed = query_extract("select array[1,2] as xs", [mapping("xs", "_int4", element="int4")])
-    assert template(composed) == 'SELECT array_to_json("xs") AS "xs" FROM (select array[1,2] as xs) AS custom_query'
+    assert render(composed) == 'SELECT array_to_json("xs") AS "xs" FROM (\nselect array[1,2] as xs\n) AS custom_query'
 
 
 def test_query_extract_copy_runs_with_percent_and_braces(unit_conn) -> None:
@@ -423,19 +505,41 @@ def test_query_extract_copy_runs_with_percent_and_braces(unit_conn) -> None:
     assert buf.getvalue() == b"100%,{},%s %(x)s\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a custom query ending in a '--' line comment comments out the closing "
-        "parenthesis that query_extract (and pg_catalog.describe_query) append, so the "
-        "extract is a syntax error"
-    ),
+def test_query_extract_puts_the_query_on_lines_of_its_own(render) -> None:
+    composed = query_extract("SELECT 1 AS a -- the answer\n;", [mapping("a", "int4")])
+    assert render(composed) == 'SELECT "a" FROM (\nSELECT 1 AS a -- the answer\n) AS custom_query'
+
+
+@pytest.mark.parametrize(
+    "user_query",
+    [
+        "SELECT 1 AS a -- the answer",
+        "SELECT 1 AS a -- the answer;",
+        pytest.param("SELECT 1 AS a; -- the answer", id="semicolon-then-comment"),
+        "SELECT 1 AS a -- the answer\n",
+        "SELECT 1 AS a ; ;",
+        "-- leading comment\nSELECT 1 AS a -- trailing ) comment",
+    ],
 )
-def test_query_extract_with_trailing_line_comment_runs(unit_conn) -> None:
-    composed = query_extract("SELECT 1 AS a -- the answer", [mapping("a", "int4")])
+def test_query_extract_with_trailing_line_comment_runs(unit_conn, user_query: str) -> None:
+    composed = query_extract(user_query, [mapping("a", "int4")])
     with unit_conn.cursor() as cur:
-        cur.execute(composed.as_string(cur))
+        select = composed.as_string(cur)
+        cur.execute(select)
         assert cur.fetchall() == [(1,)]
+        buf = io.BytesIO()
+        cur.copy_expert(copy_statement(select), buf)
+    assert buf.getvalue() == b"1\n"
+
+
+def test_describe_query_with_trailing_line_comment(unit_conn) -> None:
+    with unit_conn.cursor() as cur:
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # as read_only_snapshot does
+        try:
+            columns = describe_query(cur, "SELECT 1 AS a -- the answer", "unit_src")
+        finally:
+            cur.execute("ROLLBACK")
+    assert [(c.name, c.type_name) for c in columns] == [("a", "int4")]
 
 
 @pytest.mark.parametrize(

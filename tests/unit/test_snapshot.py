@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from psycopg2 import sql
 
+from platform_assets.ingestion.source_session import in_progress_subtransactions
 from platform_assets.ingestion.snapshot import FIRST_NORMAL_XID, HALF_XID32, XID32, Snapshot
 
 EPOCH1 = XID32  # xid8 values of the second epoch
@@ -48,43 +49,49 @@ def test_parse_accepts_server_output(fetch) -> None:
     assert snapshot.xmin <= snapshot.xmax
 
 
-# --------------------------------------------------------------------------- params
+# --------------------------------------------------------------------------- rendered values
 
 
 @pytest.mark.parametrize(
     ("text", "xip", "xmax"),
     [
-        ("100:200:", [], 200),
-        ("100:200:150,160", [150, 160], 200),
-        ("4294967396:4294967496:4294967446", [150], 200),
-        (f"{EPOCH1 - 5}:{EPOCH1 + 7}:{EPOCH1 - 5},{EPOCH1 + 1}", [XID32 - 5, 1], 7),
-        (f"{5 * XID32 + 9}:{5 * XID32 + 9}:", [], 9),
-        (f"{XID32 - 1}:{XID32 - 1}:", [], XID32 - 1),
+        ("100:200:", "'{}'", 200),
+        ("100:200:150,160", "ARRAY[150,160]", 200),
+        ("4294967396:4294967496:4294967446", "ARRAY[150]", 200),
+        (f"{EPOCH1 - 5}:{EPOCH1 + 7}:{EPOCH1 - 5},{EPOCH1 + 1}", f"ARRAY[{XID32 - 5},1]", 7),
+        (f"{5 * XID32 + 9}:{5 * XID32 + 9}:", "'{}'", 9),
+        (f"{XID32 - 1}:{XID32 - 1}:", "'{}'", XID32 - 1),
     ],
 )
-def test_condition_params_are_32_bit(text: str, xip: list[int], xmax: int) -> None:
-    _, params = Snapshot.parse(text).invisible_row_condition()
-    assert params == {"snapshot_xip": xip, "snapshot_xmax": xmax}
+def test_condition_values_are_32_bit_literals(render, text: str, xip: str, xmax: int) -> None:
+    condition = Snapshot.parse(text).invisible_row_condition()
+    assert isinstance(condition, sql.Composable)
+    rendered = render(condition)
+    assert f"= ANY({xip}::bigint[])" in rendered
+    assert f"- {xmax} + {XID32})" in rendered
 
 
-def test_condition_constants(template) -> None:
-    condition, _ = Snapshot(1, 2, ()).invisible_row_condition()
-    text = template(condition)
-    assert f">= {FIRST_NORMAL_XID} AND" in text
-    assert f"%% {XID32})" in text  # doubled: rendered through mogrify with params
-    assert f"< {HALF_XID32}" in text
-    assert "%(snapshot_xip)s::bigint[]" in text
-    assert "%(snapshot_xmax)s" in text
+def test_condition_constants(render) -> None:
+    text = render(Snapshot(1, 2, ()).invisible_row_condition())
+    assert text == (
+        f"((xmin::text::bigint) >= {FIRST_NORMAL_XID} AND ((xmin::text::bigint) = ANY('{{}}'::bigint[]) "
+        f"OR (((xmin::text::bigint) - 2 + {XID32}) % {XID32}) < {HALF_XID32}))"
+    )
+    assert f") % {XID32})" in text  # a plain modulo operator: no placeholders, nothing doubled
+    assert "%%" not in text
+    assert "%(" not in text
 
 
 # --------------------------------------------------------------------------- synthetic xids
 
 
-def invisible(fetch, snapshot: str, xids: list[int]) -> list[bool]:
-    condition, params = Snapshot.parse(snapshot).invisible_row_condition()
+def invisible(fetch, snapshot: str | Snapshot, xids: list[int]) -> list[bool]:
+    if isinstance(snapshot, str):
+        snapshot = Snapshot.parse(snapshot)
+    condition = snapshot.invisible_row_condition()
     values = sql.SQL(", ").join(sql.SQL("({}, {}::bigint)").format(sql.Literal(i), sql.Literal(x)) for i, x in enumerate(xids))
     query = sql.SQL("SELECT {} FROM (VALUES {}) AS t(i, xmin) ORDER BY i").format(condition, values)
-    return [r[0] for r in fetch(query, params)]
+    return [r[0] for r in fetch(query)]
 
 
 @pytest.mark.parametrize(
@@ -135,6 +142,104 @@ def test_condition_on_synthetic_xids(fetch, snapshot: str, cases: dict[int, bool
     assert invisible(fetch, snapshot, xids) == [cases[x] for x in xids]
 
 
+# --------------------------------------------------------------------------- with_in_progress
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "xids32", "expected_xip"),
+    [
+        pytest.param(Snapshot(100, 200, (150,)), [], (150,), id="nothing-added"),
+        pytest.param(Snapshot(100, 200, (150,)), [160, 199, 100], (100, 150, 160, 199), id="plain"),
+        pytest.param(Snapshot(100, 200, ()), [170, 120], (120, 170), id="sorted"),
+        pytest.param(Snapshot(100, 200, (150, 160)), [150, 160, 160, 170, 170], (150, 160, 170), id="dedup"),
+        pytest.param(
+            Snapshot(100, 200, (150,)),
+            [99, 3, 200, 201, 10**6, XID32 - 1],  # below xmin / at or past xmax
+            (150,),
+            id="out-of-range-dropped",
+        ),
+        pytest.param(
+            Snapshot(EPOCH1 + 100, EPOCH1 + 200, (EPOCH1 + 150,)),
+            [160, 150, 99, 200],
+            (EPOCH1 + 150, EPOCH1 + 160),
+            id="second-epoch",
+        ),
+        pytest.param(
+            Snapshot(5 * XID32 + 100, 5 * XID32 + 200, ()),
+            [199],
+            (5 * XID32 + 199,),
+            id="sixth-epoch",
+        ),
+        pytest.param(
+            # xmax just past the 2^32 boundary: xids near 2^32 belong to the epoch below
+            Snapshot(XID32 - 20, XID32 + 10, (XID32 - 15, XID32 + 5)),
+            [XID32 - 12, XID32 - 1, 3, 9, XID32 - 15, 5],
+            (XID32 - 15, XID32 - 12, XID32 - 1, XID32 + 3, XID32 + 5, XID32 + 9),
+            id="xmax-just-past-2^32",
+        ),
+        pytest.param(
+            Snapshot(XID32 - 20, XID32 + 10, ()),
+            [10, 11, 1000, XID32 - 21, XID32 - 100],  # at/after xmax (wrapped) / before xmin
+            (),
+            id="xmax-just-past-2^32-out-of-range",
+        ),
+        pytest.param(
+            Snapshot(XID32 - 20, XID32, ()),
+            [XID32 - 1, XID32 - 20, XID32 - 21, 0, 3],
+            (XID32 - 20, XID32 - 1),
+            id="xmax-exactly-2^32",
+        ),
+        pytest.param(
+            Snapshot(EPOCH1 + 100, EPOCH1 + 200, ()),
+            [XID32 - 1, 50],  # widen into epoch 1 (past xmax -> epoch 0) / below xmin
+            (),
+            id="no-borrowing-from-the-epoch-below-xmin",
+        ),
+        pytest.param(Snapshot(741, 741, ()), [740, 741, 742], (), id="xmin-equals-xmax"),
+    ],
+)
+def test_with_in_progress(snapshot: Snapshot, xids32: list[int], expected_xip: tuple[int, ...]) -> None:
+    widened = snapshot.with_in_progress(xids32)
+    assert widened == Snapshot(snapshot.xmin, snapshot.xmax, expected_xip)
+    assert all(snapshot.xmin <= x < snapshot.xmax for x in widened.xip)
+    assert len(set(widened.xip)) == len(widened.xip)
+    assert Snapshot.parse(str(widened)) == widened  # stored as text with the load
+
+
+def test_with_in_progress_returns_a_new_snapshot() -> None:
+    snapshot = Snapshot(100, 200, (150,))
+    widened = snapshot.with_in_progress([160])
+    assert snapshot == Snapshot(100, 200, (150,))
+    assert widened is not snapshot
+    assert widened.xip == (150, 160)
+    assert str(widened) == "100:200:150,160"
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "xids32", "cases"),
+    [
+        pytest.param(
+            Snapshot(100, 200, (150,)),
+            [160],
+            {150: True, 155: False, 160: True, 161: False, 199: False, 200: True},
+            id="plain",
+        ),
+        pytest.param(
+            Snapshot(XID32 - 20, XID32 + 10, (XID32 - 15,)),
+            [XID32 - 12, 5],
+            {XID32 - 15: True, XID32 - 12: True, XID32 - 11: False, 4: False, 5: True, 6: False, 10: True},
+            id="xmax-just-past-2^32",
+        ),
+    ],
+)
+def test_in_progress_xids_become_invisible(fetch, snapshot: Snapshot, xids32: list[int], cases: dict[int, bool]) -> None:
+    xids = list(cases)
+    widened = snapshot.with_in_progress(xids32)
+    assert invisible(fetch, widened, xids) == [cases[x] for x in xids]
+    # without them, the added xids would count as committed before the snapshot
+    assert not any(invisible(fetch, snapshot, [x % XID32 for x in widened.xip if x not in snapshot.xip]))
+
+
 # --------------------------------------------------------------------------- real rows
 
 
@@ -144,8 +249,8 @@ def snapshot_now(cur) -> Snapshot:
 
 
 def invisible_ids(cur, table: sql.Composable, snapshot: Snapshot) -> dict[int, bool]:
-    condition, params = snapshot.invisible_row_condition()
-    cur.execute(sql.SQL("SELECT id, {} FROM {} ORDER BY id").format(condition, table), params)
+    condition = snapshot.invisible_row_condition()
+    cur.execute(sql.SQL("SELECT id, {} FROM {} ORDER BY id").format(condition, table))
     return dict(cur.fetchall())
 
 
@@ -185,24 +290,65 @@ def test_rows_of_a_transaction_open_at_the_snapshot_are_invisible(unit_conn, sec
         assert invisible_ids(cur, table, snapshot) == {1: False, 2: True, 3: True}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: pg_current_snapshot() lists only top-level xids, so a row written in a "
-        "subtransaction (SAVEPOINT, PL/pgSQL EXCEPTION block) of a transaction open at the "
-        "snapshot has an xmin below xmax that is not in xip: the condition calls it visible "
-        "and the catch-up never re-reads it"
-    ),
+def extract_snapshot_now(cur) -> Snapshot:
+    """The snapshot as the engine records it (source_session.read_only_snapshot): the
+    top-level snapshot plus the in-progress xids its xip omits (subtransactions)."""
+    snapshot = snapshot_now(cur)
+    return snapshot.with_in_progress(in_progress_subtransactions(cur, snapshot))
+
+
+@pytest.mark.parametrize(
+    ("before_snapshot", "after_snapshot"),
+    [
+        pytest.param(
+            ["SAVEPOINT s", "INSERT INTO {t} VALUES (2)"],
+            ["RELEASE SAVEPOINT s"],
+            id="savepoint-open-at-the-snapshot",
+        ),
+        pytest.param(
+            ["SAVEPOINT s", "INSERT INTO {t} VALUES (2)", "SAVEPOINT s2", "INSERT INTO {t} VALUES (3)"],
+            ["RELEASE SAVEPOINT s"],
+            id="nested-savepoints-open-at-the-snapshot",
+        ),
+        pytest.param(
+            ["SAVEPOINT s", "INSERT INTO {t} VALUES (2)", "RELEASE SAVEPOINT s"],
+            [],
+            id="savepoint-released-before-the-snapshot",
+        ),
+        pytest.param(
+            ["DO $$BEGIN BEGIN INSERT INTO {t} VALUES (2); EXCEPTION WHEN others THEN NULL; END; END$$"],
+            [],
+            id="plpgsql-exception-block",
+        ),
+    ],
 )
-def test_rows_of_a_subtransaction_open_at_the_snapshot_are_invisible(unit_conn, second_conn, scratch_table) -> None:
+def test_rows_of_a_subtransaction_open_at_the_snapshot_are_invisible(
+    unit_conn, second_conn, scratch_table, before_snapshot: list[str], after_snapshot: list[str]
+) -> None:
     table = sql.SQL("public.{}").format(sql.Identifier(scratch_table))
+
+    def run(cur, statements: list[str]) -> None:
+        for statement in statements:
+            cur.execute(sql.SQL(statement.replace("{t}", "{}")).format(table))
+
     with unit_conn.cursor() as cur, second_conn.cursor() as other:
         other.execute(sql.SQL("INSERT INTO {} VALUES (1)").format(table))
-        other.execute("SAVEPOINT s")
-        other.execute(sql.SQL("INSERT INTO {} VALUES (2)").format(table))
-        other.execute("RELEASE SAVEPOINT s")
-        cur.execute("SELECT txid_current()")  # a later transaction completes: xmax moves past both
-        snapshot = snapshot_now(cur)
+        other.execute("SELECT txid_current()")
+        top_xid = other.fetchone()[0]
+        run(other, before_snapshot)  # subtransaction rows: id 2 (and 3)
+        cur.execute("SELECT txid_current()")  # a later transaction completes: xmax moves past all
+        bare = snapshot_now(cur)
+        snapshot = extract_snapshot_now(cur)
+        run(other, after_snapshot)
         second_conn.commit()
-        # the snapshot could see neither row: both belong to a transaction open at that time
-        assert invisible_ids(cur, table, snapshot) == {1: True, 2: True}
+
+        cur.execute(sql.SQL("SELECT id, xmin::text::bigint FROM {} ORDER BY id").format(table))
+        xmins = dict(cur.fetchall())
+        assert xmins[1] == top_xid % XID32
+        assert all(xmins[i] != xmins[1] for i in xmins if i != 1)  # written with subxids
+        # pg_current_snapshot() lists only the top-level xid: alone it misses the subtransaction rows
+        assert top_xid in bare.xip
+        assert invisible_ids(cur, table, bare) == {i: i == 1 for i in xmins}
+        # the snapshot could see none of the rows: all belong to a transaction open at that time
+        assert top_xid in snapshot.xip
+        assert invisible_ids(cur, table, snapshot) == {i: True for i in xmins}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
+import psycopg2
 import pytest
 
 from platform_assets.ingestion.errors import WatermarkError
@@ -84,6 +86,8 @@ def test_check_column_type_rejects_unknown_watermark_type(watermark_type: str) -
         ("0", "int8", 0),
         ("2024-03-10", "date", dt.date(2024, 3, 10)),
         ("2024-03-10T23:59:59", "date", dt.date(2024, 3, 10)),
+        ("2024-01-05T00:00:00Z", "date", dt.date(2024, 1, 5)),
+        ("2024-01-05 00:00:00.000000+05:00", "date", dt.date(2024, 1, 5)),  # like '...+05:00'::date
         ("2024-03-10T12:34:56.123456", "timestamp", dt.datetime(2024, 3, 10, 12, 34, 56, 123456)),
         ("2024-03-10 12:34:56", "timestamp", dt.datetime(2024, 3, 10, 12, 34, 56)),
         ("2024-03-10T00:00:00.000001", "timestamp", dt.datetime(2024, 3, 10, 0, 0, 0, 1)),
@@ -139,6 +143,9 @@ def test_parse_timestamptz_keeps_the_instant_of_an_offset(text: str, instant_utc
         ("infinity", "timestamptz"),
         ("2024-01-01T25:00:00Z", "timestamptz"),
         ("", "timestamptz"),
+        pytest.param("2024-01-05garbage", "date", id="date-trailing-garbage"),
+        pytest.param("2024-01-05T00:00:00garbage", "date", id="date-time-trailing-garbage"),
+        pytest.param("2024-01-05 x", "date", id="date-space-garbage"),
     ],
 )
 def test_parse_value_rejects_bad_text(text: str, pg_type: str) -> None:
@@ -148,6 +155,61 @@ def test_parse_value_rejects_bad_text(text: str, pg_type: str) -> None:
     assert f"stored watermark {text!r} is not a valid {pg_type} value" in message
     assert "data_platform.watermarks" in message
     assert isinstance(e.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("pg_type", ["date", "timestamp", "timestamptz"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-05",
+        "20240105",
+        "0001-01-01",
+        "2024-01-05T00:00:00Z",
+        "2024-01-05T23:59:59.999999",
+        "2024-01-05 12:34:56.5+05:30",
+        "2024-01-05 12:34:56+0530",
+        "2024-01-05T12:34:56-08",
+        "20240105T123456",
+        "2024-01-05T1234",
+        "2024-01-05garbage",
+        "2024-01-05T00:00:00garbage",
+        "2024-02-30",
+        "2024-13-01",
+        "+2024-01-05",
+        "2024-01-05T00:00:00+24:00",
+        "2024-W01-1",
+        "2024-01-05T12",
+    ],
+)
+def test_parse_value_accepts_only_what_postgres_casts(unit_conn, text: str, pg_type: str) -> None:
+    """The early check must not let through a watermark the extract's CAST would reject;
+    what both accept is the same value (the source session runs with TimeZone UTC).
+    parse_value may be stricter than Postgres (it only takes ISO-8601 with dashes)."""
+    with unit_conn.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SET LOCAL TimeZone = 'UTC'")
+            cur.execute("SAVEPOINT pg_cast")
+            try:
+                cur.execute(f"SELECT CAST(%s AS {pg_type})", (text,))
+                [(expected,)] = cur.fetchall()
+            except psycopg2.DataError:
+                cur.execute("ROLLBACK TO SAVEPOINT pg_cast")
+                expected = None
+        finally:
+            cur.execute("ROLLBACK")
+    if expected is None:
+        with pytest.raises(WatermarkError):
+            parse_value(text, pg_type)
+        return
+    try:
+        value = parse_value(text, pg_type)
+    except WatermarkError:
+        # Only forms outside the documented one (e.g. compact '20240105', '2024-01-05T1234').
+        assert not re.match(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$", text)
+        return
+    assert type(value) is type(expected)
+    assert value == expected
 
 
 # --------------------------------------------------------------------------- format_value

@@ -1,0 +1,117 @@
+"""Dagster wiring for file families: a daily-partitioned asset and a sensor per family."""
+
+import hashlib
+import json
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from platform_assets.file_partitions import ingested_identities, load_partition, plan_tick, scan
+from platform_assets.ingestion.errors import IngestionError
+from platform_assets.postgres_assets import build_services
+from platform_assets.registry import FileFamily, Registry
+from platform_resources.object_store_resources import StorageLayersResource
+from platform_resources.postgres import PostgresResource
+
+GROUP = "bronze_files"
+
+
+def asset_key(family: FileFamily) -> dg.AssetKey:
+    return dg.AssetKey(["bronze", "files", family.name])
+
+
+class FilePartitionConfig(dg.Config):
+    reload_ingested: bool = False
+    """Load again files already in the ledger (e.g. after deleting their objects)."""
+
+
+def build_file_family(
+    *, family: FileFamily, registry: Registry, partitions_def: dg.PartitionsDefinition
+) -> tuple[dg.AssetsDefinition, dg.SensorDefinition]:
+    """The family's asset (one partition = the files of one day) and its directory sensor."""
+
+    @dg.asset(
+        key=asset_key(family),
+        description=family.description or f"{family.format} files {family.glob} in {family.directory}",
+        group_name=GROUP,
+        partitions_def=partitions_def,
+        kinds={family.format, "parquet", "s3"},
+        pool=f"file_family_{family.name}",
+        metadata={"directory": str(family.input_directory()), "glob": family.glob},
+        tags={"source_kind": "files"},
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: FilePartitionConfig,
+        source_db: PostgresResource,
+        platform_db: PostgresResource,
+        s3: S3Resource,
+        storage_layers: StorageLayersResource,
+    ) -> dg.MaterializeResult:
+        services = build_services(source_db, platform_db, s3, storage_layers)
+        results = load_partition(
+            family, registry, context.partition_key, services, context.run.run_id, config.reload_ingested
+        )
+        failed = [r for r in results if r["status"] == "failed"]
+        if failed:
+            raise IngestionError(
+                f"{len(failed)} of {len(results)} file(s) of {family.name} for {context.partition_key} "
+                "failed: " + "; ".join(f"{r['file']}: {r['error']}" for r in failed)
+            )
+        return dg.MaterializeResult(metadata=_metadata(results))
+
+    @dg.sensor(
+        name=f"{family.name}_sensor",
+        asset_selection=[asset_key(family)],
+        minimum_interval_seconds=family.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Loads new, stable files matching {family.glob} in {family.directory}.",
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext,
+        platform_db: PostgresResource,
+        source_db: PostgresResource,
+        s3: S3Resource,
+        storage_layers: StorageLayersResource,
+    ) -> dg.SensorResult:
+        services = build_services(source_db, platform_db, s3, storage_layers)
+        candidates = scan(family, registry)
+        previous = json.loads(context.cursor) if context.cursor else {}
+        tick = plan_tick(candidates, previous, ingested_identities(services, candidates))
+        requests = []
+        for partition_key, files in sorted(tick.ready.items()):
+            if not partitions_def.has_partition_key(partition_key):
+                context.log.error(
+                    f"{family.name}: {[str(f.path) for f in files]} have partition date {partition_key}, "
+                    f"outside the partitions ({registry.start_date} to today); not loaded"
+                )
+                continue
+            identities = "\n".join(sorted(f.identity for f in files))
+            requests.append(
+                dg.RunRequest(
+                    partition_key=partition_key,
+                    run_key=f"{family.name}:{partition_key}:{hashlib.sha256(identities.encode()).hexdigest()[:16]}",
+                    tags={"file_family": family.name, "files": ",".join(f.path.name for f in files)[:1000]},
+                )
+            )
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(tick.cursor, sort_keys=True))
+
+    return _asset, _sensor
+
+
+def _metadata(results: list[dict]) -> dict:
+    loaded = [r for r in results if r["status"] == "success"]
+    rows = [
+        f"| {r['file'].rsplit('/', 1)[-1]} | {r['status']} | {r.get('row_count', '')} | "
+        f"{r.get('object_key', '')} | {str(r.get('error', ''))[:120]} |"
+        for r in results
+    ]
+    table = "\n".join(["| file | status | rows | object key | error |", "|---|---|---|---|---|", *rows])
+    return {
+        "files": dg.MetadataValue.md(table if results else "no files for this partition"),
+        "files_loaded": dg.MetadataValue.int(len(loaded)),
+        "files_skipped": dg.MetadataValue.int(sum(r["status"] == "skipped" for r in results)),
+        "files_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in results)),
+        "row_count": dg.MetadataValue.int(sum(r.get("row_count", 0) for r in loaded)),
+        "dagster/row_count": dg.MetadataValue.int(sum(r.get("row_count", 0) for r in loaded)),
+    }
