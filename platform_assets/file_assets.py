@@ -3,12 +3,16 @@
 import hashlib
 import json
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from platform_assets.asset_checks import StoredObject, check_specs, run_checks
 from platform_assets.file_partitions import ingested_identities, load_partition, plan_tick, scan
 from platform_assets.ingestion.errors import IngestionError
-from platform_assets.postgres_assets import build_services
+from platform_assets.ingestion.tracking import partition_objects
+from platform_assets.postgres_assets import build_services, schema_change_metadata
 from platform_assets.registry import FileFamily, Registry
 from platform_resources.object_store_resources import StorageLayersResource
 from platform_resources.postgres import PostgresResource
@@ -29,9 +33,10 @@ def build_file_family(
     *, family: FileFamily, registry: Registry, partitions_def: dg.PartitionsDefinition
 ) -> tuple[dg.AssetsDefinition, dg.SensorDefinition]:
     """The family's asset (one partition = the files of one day) and its directory sensor."""
+    key = asset_key(family)
 
     @dg.asset(
-        key=asset_key(family),
+        key=key,
         description=family.description or f"{family.format} files {family.glob} in {family.directory}",
         group_name=GROUP,
         partitions_def=partitions_def,
@@ -39,6 +44,8 @@ def build_file_family(
         pool=f"file_family_{family.name}",
         metadata={"directory": str(family.input_directory()), "glob": family.glob},
         tags={"source_kind": "files"},
+        check_specs=check_specs(key, family, reconcile=False),
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=family.freshness_hours)),
     )
     def _asset(
         context: dg.AssetExecutionContext,
@@ -58,7 +65,14 @@ def build_file_family(
                 f"{len(failed)} of {len(results)} file(s) of {family.name} for {context.partition_key} "
                 "failed: " + "; ".join(f"{r['file']}: {r['error']}" for r in failed)
             )
-        return dg.MaterializeResult(metadata=_metadata(results))
+        platform = services.connect_platform()
+        try:
+            objects = [StoredObject(*o) for o in partition_objects(platform, family.name, context.partition_key)]
+        finally:
+            platform.close()
+        return dg.MaterializeResult(
+            metadata=_metadata(results), check_results=run_checks(key, family, services, objects)
+        )
 
     @dg.sensor(
         name=f"{family.name}_sensor",
@@ -101,6 +115,7 @@ def build_file_family(
 
 def _metadata(results: list[dict]) -> dict:
     loaded = [r for r in results if r["status"] == "success"]
+    changes = [r["schema_changes"] for r in loaded if r.get("schema_changes") and any(r["schema_changes"].values())]
     rows = [
         f"| {r['file'].rsplit('/', 1)[-1]} | {r['status']} | {r.get('row_count', '')} | "
         f"{r.get('object_key', '')} | {str(r.get('error', ''))[:120]} |"
@@ -114,4 +129,5 @@ def _metadata(results: list[dict]) -> dict:
         "files_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in results)),
         "row_count": dg.MetadataValue.int(sum(r.get("row_count", 0) for r in loaded)),
         "dagster/row_count": dg.MetadataValue.int(sum(r.get("row_count", 0) for r in loaded)),
+        **(schema_change_metadata(changes[-1]) if changes else {}),
     }

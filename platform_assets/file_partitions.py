@@ -107,11 +107,13 @@ def load_partition(
                 result = ingest_csv_file(
                     candidate.path, key, partition_key, options=csv_options(family), services=services,
                     family=family.name, partition_key=partition_key, dagster_run_id=dagster_run_id,
+                    schema_policy=family.schema_policy,
                 )
             else:
                 result = ingest_json_file(
                     candidate.path, key, partition_key, services=services,
                     family=family.name, partition_key=partition_key, dagster_run_id=dagster_run_id,
+                    schema_policy=family.schema_policy,
                 )
         except IngestionError as e:
             log.error("%s: %s", candidate.path, e)

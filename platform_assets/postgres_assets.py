@@ -2,10 +2,15 @@
 
 from typing import Any
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from platform_assets.asset_checks import StoredObject, check_specs, run_checks
 from platform_assets.ingestion.engine import run_load
+from platform_assets.ingestion.reconciliation import count_source_rows
+from platform_assets.ingestion.schema_evolution import SchemaChanges
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.late_rows import stale_partitions
 from platform_assets.postgres_partitions import partition_request, window_for
@@ -40,9 +45,10 @@ def build_postgres_asset(
 ) -> dg.AssetsDefinition:
     """The asset that loads ``source`` into ``bronze/postgres/<name>/<date>/``."""
     kind = "incremental" if source.load == "incremental" else "full"
+    key = asset_key(source)
 
     @dg.asset(
-        key=asset_key(source),
+        key=key,
         description=source.description or f"{kind} load of {source.source_name}",
         group_name=GROUP,
         partitions_def=partitions_def,
@@ -55,6 +61,8 @@ def build_postgres_asset(
             **({"watermark_column": source.watermark_column} if source.watermark_column else {}),
         },
         tags={"source_kind": "postgres"},
+        check_specs=check_specs(key, source, reconcile=True),
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours)),
     )
     def _asset(
         context: dg.AssetExecutionContext,
@@ -68,7 +76,21 @@ def build_postgres_asset(
         result = _materialize(services, source, registry, partition_key, context.run.run_id)
         if source.load == "incremental" and source.watermark_type == "timestamp":
             _refresh_late_partitions(context, services, source, registry, partition_key)
-        return dg.MaterializeResult(metadata=materialization_metadata(result))
+        checks = run_checks(
+            key,
+            source,
+            services,
+            [StoredObject(result["object_key"], result["checksum"], result["row_count"])],
+            reconcile=lambda: count_source_rows(
+                services.source,
+                source.source_name,
+                schema=source.schema_name,
+                table=source.table,
+                query=source.query,
+                extract_range=result["extract_range"],
+            ),
+        )
+        return dg.MaterializeResult(metadata=materialization_metadata(result), check_results=checks)
 
     return _asset
 
@@ -129,6 +151,7 @@ def materialization_metadata(result: dict[str, Any]) -> dict[str, Any]:
         metadata["watermark_after"] = result.get("watermark_after") or "(none)"
     if result.get("extract_range"):
         metadata["extract_range"] = dg.MetadataValue.json(result["extract_range"])
+    metadata.update(schema_change_metadata(result.get("schema_changes")))
     columns = result["schema"]["columns"]
     metadata["dagster/column_schema"] = dg.TableSchema(
         columns=[
@@ -143,6 +166,20 @@ def materialization_metadata(result: dict[str, Any]) -> dict[str, Any]:
     )
     if result.get("preview"):
         metadata["preview"] = dg.MetadataValue.md(_markdown_table(result["preview"], columns))
+    return metadata
+
+
+def schema_change_metadata(changes: dict[str, Any] | None) -> dict[str, Any]:
+    """Schema changes against the last successful load, with a warning when columns went away or changed."""
+    if not changes or not any(changes.values()):
+        return {}
+    metadata: dict[str, Any] = {"schema_changes": dg.MetadataValue.json(changes)}
+    if changes.get("removed") or changes.get("type_changed") or changes.get("nullability_changed"):
+        metadata["schema_warning"] = dg.MetadataValue.md(
+            "**Schema changed**: " + SchemaChanges(**changes).describe()
+            + ". Readers of this partition see the change in the Parquet footer "
+            "(`data_platform.schema_changes`)."
+        )
     return metadata
 
 

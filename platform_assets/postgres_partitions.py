@@ -46,6 +46,7 @@ def partition_request(
         query=source.query,
         watermark_column=source.watermark_column,
         watermark_type=source.watermark_type,
+        schema_policy=source.schema_policy,
         partition_key=partition_key,
         dagster_run_id=dagster_run_id,
     )

@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -31,7 +31,108 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PostgresSource(_Strict):
+Severity = Literal["WARN", "ERROR"]
+
+
+class _Check(_Strict):
+    severity: Severity = "ERROR"
+    blocking: bool = False
+    description: str | None = None
+
+
+class RowCountCheck(_Check):
+    type: Literal["row_count"]
+    min: int = 1
+    max: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "row_count"
+
+
+class NotNullCheck(_Check):
+    type: Literal["not_null"]
+    columns: list[str] = Field(min_length=1)
+
+    @property
+    def name(self) -> str:
+        return "not_null_" + "_".join(self.columns)
+
+
+class UniqueCheck(_Check):
+    """The columns together form a unique key."""
+
+    type: Literal["unique"]
+    columns: list[str] = Field(min_length=1)
+
+    @property
+    def name(self) -> str:
+        return "unique_" + "_".join(self.columns)
+
+
+class AcceptedValuesCheck(_Check):
+    type: Literal["accepted_values"]
+    column: str
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+    @property
+    def name(self) -> str:
+        return f"accepted_values_{self.column}"
+
+
+class RangeCheck(_Check):
+    type: Literal["range"]
+    column: str
+    min: float | str | None = None
+    max: float | str | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RangeCheck:
+        if self.min is None and self.max is None:
+            raise ValueError("set min, max or both")
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"range_{self.column}"
+
+
+class PanderaCheck(_Check):
+    """A pandera DataFrameSchema, given as ``module:attribute``, run on the loaded data."""
+
+    type: Literal["pandera"]
+    schema_ref: str = Field(alias="schema", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    label: str = "schema"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def name(self) -> str:
+        return f"pandera_{self.label}"
+
+
+Check = Annotated[
+    RowCountCheck | NotNullCheck | UniqueCheck | AcceptedValuesCheck | RangeCheck | PanderaCheck,
+    Field(discriminator="type"),
+]
+
+
+class _Checked(_Strict):
+    checks: list[Check] = []
+    allow_empty: bool = False
+    freshness_hours: float = Field(default=26, gt=0)
+    """The asset is stale when its last successful load is older than this."""
+
+    @model_validator(mode="after")
+    def _unique_check_names(self) -> _Checked:
+        names = [c.name for c in self.checks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"checks must have unique names; repeated: {duplicates}")
+        return self
+
+
+class PostgresSource(_Checked):
     """One PostgreSQL source: a table/view (full or incremental) or a custom query."""
 
     name: str
@@ -43,6 +144,7 @@ class PostgresSource(_Strict):
     watermark_column: str | None = None
     watermark_type: Literal["timestamp", "integer"] | None = None
     object_key: str = DEFAULT_OBJECT_KEY
+    schema_policy: Literal["evolve", "freeze"] = "evolve"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -82,7 +184,7 @@ class PostgresSource(_Strict):
         return self.object_key.format(name=self.name, date=partition_date)
 
 
-class FileFamily(_Strict):
+class FileFamily(_Checked):
     """Files of one kind arriving in an input directory; one asset partitioned by day.
 
     A file's partition date comes from ``date_pattern`` (a regex whose first group,
@@ -105,6 +207,7 @@ class FileFamily(_Strict):
     date_format: str = "%Y-%m-%d"
     after_load: Literal["leave", "move"] = "leave"
     object_key: str = "files/{name}/{date}/{stem}.parquet"
+    schema_policy: Literal["evolve", "freeze"] = "evolve"
     sensor_interval_seconds: int = Field(default=30, ge=5)
 
     @field_validator("name")

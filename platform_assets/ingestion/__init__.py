@@ -2,9 +2,10 @@
 
 from platform_assets.ingestion.errors import (
     IngestionError,
+    SchemaContractError,
     SchemaDetectionError,
     SourceBusyError,
     WatermarkError,
 )
 
-__all__ = ["IngestionError", "SchemaDetectionError", "SourceBusyError", "WatermarkError"]
+__all__ = ["IngestionError", "SchemaContractError", "SchemaDetectionError", "SourceBusyError", "WatermarkError"]

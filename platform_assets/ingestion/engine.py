@@ -36,7 +36,8 @@ from platform_assets.ingestion.load_planning import (
 from platform_assets.ingestion.parquet_sink import ParquetSink
 from platform_assets.ingestion.pg_copy_reader import read_copy
 from platform_assets.ingestion.query_builder import ExtractRange
-from platform_assets.ingestion.schema_metadata import postgres_schema_metadata
+from platform_assets.ingestion.schema_evolution import SchemaGate, SchemaPolicy, with_changes_metadata
+from platform_assets.ingestion.schema_metadata import column_entries, postgres_schema_metadata
 from platform_assets.ingestion.source_session import ExtractSnapshot, read_only_snapshot
 from platform_assets.ingestion.type_mapping import ColumnMapping, arrow_schema, map_column
 from platform_assets.ingestion.watermark_values import Window, WatermarkValue, check_column_type
@@ -63,6 +64,7 @@ class LoadRequest:
     # mode "replay": read exactly this recorded range; mode "incremental": read from
     # it instead of the stored watermark (a frontier partition loaded again).
     replay_range: ExtractRange | None = None
+    schema_policy: SchemaPolicy = "evolve"
     partition_key: str | None = None
     dagster_run_id: str | None = None
     source_type: str = "postgres"
@@ -104,10 +106,13 @@ def _load(
     stored = (
         tracking.read_watermark(platform, request.source_name) if request.watermark_column else None
     )
+    gate = SchemaGate(
+        request.source_name, request.schema_policy, tracking.last_schema(platform, request.source_name)
+    )
     services.store.ensure_bucket(services.bronze_bucket)
     with tempfile.TemporaryDirectory(prefix="ingest-", dir=services.work_dir) as tmp:
         local = Path(tmp) / "data.parquet"
-        extract = _extract(request, services, stored, local)
+        extract = _extract(request, services, stored, local, gate)
         services.store.upload_file(local, services.bronze_bucket, request.object_key)
 
     watermark_before = stored.value if stored else None
@@ -134,6 +139,7 @@ def _load(
             snapshot_taken_at=extract.snapshot.taken_at,
             needs_late_check=_needs_late_check(request, extract),
             schema_metadata=schema,
+            schema_changes=None if gate.changes.empty else gate.changes.to_json(),
         ),
         watermark_update,
     )
@@ -151,6 +157,7 @@ def _load(
         "run_id": run_id,
         "load_mode": request.mode,
         "schema": schema,
+        "schema_changes": gate.changes.to_json(),
         "extract_range": recorded_range.to_json() if recorded_range else None,
         "preview": extract.preview,
     }
@@ -165,7 +172,11 @@ def _load(
 
 
 def _extract(
-    request: LoadRequest, services: Services, stored: tracking.StoredWatermark | None, local: Path
+    request: LoadRequest,
+    services: Services,
+    stored: tracking.StoredWatermark | None,
+    local: Path,
+    gate: SchemaGate,
 ) -> _Extract:
     with read_only_snapshot(services.source, request.source_name) as (cur, snapshot):
         if request.query is not None:
@@ -182,7 +193,10 @@ def _extract(
                 request.schema, request.table, mappings, extract_range or ExtractRange()
             )
         select = composed.as_string(cur)
-        schema = arrow_schema(mappings)
+        changes = gate.check(column_entries(mappings))
+        if changes.flagged:
+            log.warning("%s: schema changed: %s", request.source_name, changes.describe())
+        schema = with_changes_metadata(arrow_schema(mappings), changes)
         sink = ParquetSink(local, schema)
         loaded_max: WatermarkValue | None = None
         preview: list[dict[str, Any]] = []

@@ -15,3 +15,7 @@ class SchemaDetectionError(IngestionError):
 
 class SourceBusyError(IngestionError):
     """Another run of the same source holds its lock."""
+
+
+class SchemaContractError(SchemaDetectionError):
+    """A source's schema changed in a way its schema policy forbids."""

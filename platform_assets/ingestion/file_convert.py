@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,16 @@ class ConvertedFile:
     pinned: frozenset[str] = frozenset()
 
 
-def convert_csv(path: Path, dest: Path, options: CsvOptions) -> ConvertedFile:
+SchemaHook = Callable[[pa.Schema, frozenset[str]], pa.Schema]
+
+
+def _no_hook(schema: pa.Schema, pinned: frozenset[str]) -> pa.Schema:
+    return schema
+
+
+def convert_csv(
+    path: Path, dest: Path, options: CsvOptions, schema_hook: SchemaHook = _no_hook
+) -> ConvertedFile:
     """CSV to Parquet; an unpinned column whose values stop fitting its type becomes text."""
     names = csv_reader.read_header(path, options)
     unknown = sorted(set(options.column_types) - set(names))
@@ -46,6 +55,7 @@ def convert_csv(path: Path, dest: Path, options: CsvOptions) -> ConvertedFile:
                 empty_schema=pa.schema([pa.field(n, types.get(n, pa.string())) for n in names]),
                 file_format="csv",
                 pinned=pinned,
+                schema_hook=schema_hook,
             )
         except Widen as e:
             if e.column in pinned:
@@ -57,19 +67,21 @@ def convert_csv(path: Path, dest: Path, options: CsvOptions) -> ConvertedFile:
     raise SchemaDetectionError(f"Failed to read CSV {path}: column types did not settle")
 
 
-def convert_json(path: Path, dest: Path) -> ConvertedFile:
+def convert_json(path: Path, dest: Path, schema_hook: SchemaHook = _no_hook) -> ConvertedFile:
     """JSON array or NDJSON to Parquet (fast streaming path when the shape allows)."""
     layout = json_reader.detect_layout(path)
     if layout == "ndjson" and not json_reader.has_bom(path):
         try:
-            return _write(dest, json_reader.fast_ndjson_batches(path), None, "json")
+            return _write(dest, json_reader.fast_ndjson_batches(path), None, "json", schema_hook=schema_hook)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
             pass  # the exact path below either succeeds or names the precise problem
     record_type = json_reader.infer_record_type(path, layout)
     if not record_type.fields:
         raise SchemaDetectionError(f"Failed to read JSON {path}: it holds no fields (no records, or only empty objects)")
     empty = pa.schema([pa.field(n, json_reader.to_arrow(t)) for n, t in record_type.fields.items()])
-    return _write(dest, json_reader.exact_batches(path, layout, record_type), empty, "json")
+    return _write(
+        dest, json_reader.exact_batches(path, layout, record_type), empty, "json", schema_hook=schema_hook
+    )
 
 
 def _write(
@@ -78,20 +90,23 @@ def _write(
     empty_schema: pa.Schema | None,
     file_format: str,
     pinned: frozenset[str] = frozenset(),
+    schema_hook: SchemaHook = _no_hook,
 ) -> ConvertedFile:
+    """Write ``batches``; ``schema_hook`` sees the schema before anything is written."""
     sink: ParquetSink | None = None
     preview: list[dict[str, Any]] = []
     try:
         for batch in batches:
             if sink is None:
-                sink = ParquetSink(dest, batch.schema)
+                sink = ParquetSink(dest, schema_hook(batch.schema, pinned))
+            batch = batch.replace_schema_metadata(sink.schema.metadata)
             if not preview and batch.num_rows:
                 preview = batch.slice(0, PREVIEW_ROWS).to_pylist()
             sink.write(batch)
         if sink is None:
             if empty_schema is None:
                 raise SchemaDetectionError(f"Failed to read {file_format.upper()} {dest}: no records")
-            sink = ParquetSink(dest, empty_schema)
+            sink = ParquetSink(dest, schema_hook(empty_schema, pinned))
         schema = sink.schema
         return ConvertedFile(sink.close(), schema, file_format, preview, pinned)
     except BaseException:

@@ -22,12 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.file_convert import ConvertedFile, convert_csv, convert_json
 from platform_assets.ingestion.parquet_sink import file_md5
-from platform_assets.ingestion.schema_metadata import file_schema_metadata
+from platform_assets.ingestion.schema_evolution import SchemaGate, SchemaPolicy, with_changes_metadata
+from platform_assets.ingestion.schema_metadata import file_column_entries, file_schema_metadata
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.tracked_run import tracked_run
 
@@ -47,13 +50,14 @@ def ingest_csv_file(
     family: str | None = None,
     partition_key: str | None = None,
     dagster_run_id: str | None = None,
+    schema_policy: SchemaPolicy = "evolve",
 ) -> dict[str, Any]:
     """Load one CSV file (``.gz`` too) into ``object_key`` of the bronze bucket."""
     options = options or _default_csv_options(Path(file_path))
     return _ingest_file(
         Path(file_path), object_key, execution_date, "csv",
-        lambda path, dest: convert_csv(path, dest, options),
-        services, family, partition_key, dagster_run_id,
+        lambda path, dest, hook: convert_csv(path, dest, options, hook),
+        services, family, partition_key, dagster_run_id, schema_policy,
     )
 
 
@@ -66,11 +70,12 @@ def ingest_json_file(
     family: str | None = None,
     partition_key: str | None = None,
     dagster_run_id: str | None = None,
+    schema_policy: SchemaPolicy = "evolve",
 ) -> dict[str, Any]:
     """Load one JSON file: an array of objects or newline-delimited JSON (``.gz`` too)."""
     return _ingest_file(
         Path(file_path), object_key, execution_date, "json", convert_json,
-        services, family, partition_key, dagster_run_id,
+        services, family, partition_key, dagster_run_id, schema_policy,
     )
 
 
@@ -170,6 +175,7 @@ def _ingest_file(
     family: str | None,
     partition_key: str | None,
     dagster_run_id: str | None,
+    schema_policy: SchemaPolicy,
 ) -> dict[str, Any]:
     services = services or Services.from_env()
     ds = execution_date_text(execution_date)
@@ -185,9 +191,20 @@ def _ingest_file(
     )
     with tracked_run(services, start) as (platform, run_id):
         before = _stat(path)
+        gate = SchemaGate(
+            path.name, schema_policy, tracking.last_schema(platform, path.name, family),
+            compare_source_types=False,
+        )
+
+        def check_schema(schema: pa.Schema, pinned: frozenset[str]) -> pa.Schema:
+            changes = gate.check(file_column_entries(schema, pinned))
+            if changes.flagged:
+                log.warning("%s: schema changed: %s", path.name, changes.describe())
+            return with_changes_metadata(schema, changes)
+
         services.store.ensure_bucket(services.bronze_bucket)
         with tempfile.TemporaryDirectory(prefix="ingest-", dir=services.work_dir) as tmp:
-            converted: ConvertedFile = convert(path, Path(tmp) / "data.parquet")
+            converted: ConvertedFile = convert(path, Path(tmp) / "data.parquet", check_schema)
             identity = tracking.FileIdentity(
                 file_path=str(path.resolve()),
                 size_bytes=before.st_size,
@@ -216,6 +233,7 @@ def _ingest_file(
                 snapshot_taken_at=None,
                 needs_late_check=False,
                 schema_metadata=schema,
+                schema_changes=None if gate.changes.empty else gate.changes.to_json(),
             ),
             None,
             file=identity,
@@ -236,6 +254,7 @@ def _ingest_file(
         "file": str(path),
         "source_md5": identity.content_md5,
         "schema": schema,
+        "schema_changes": gate.changes.to_json(),
         "preview": converted.preview,
     }
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
 from platform_assets.ingestion.type_mapping import ColumnMapping
 
 
@@ -46,16 +48,24 @@ def postgres_schema_metadata(
     return metadata
 
 
-def file_schema_metadata(converted: Any) -> dict[str, Any]:
-    """The guide's ``detect_csv_schema`` shape: format, columns, row_count."""
-    columns = [
+def file_column_entries(schema: pa.Schema, pinned: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Column entries of a file's Parquet schema (``source_type`` says pinned or inferred)."""
+    return [
         {
             "name": f.name,
             "position": i,
-            "source_type": "pinned" if f.name in converted.pinned else "inferred",
+            "source_type": "pinned" if f.name in pinned else "inferred",
             "arrow_type": str(f.type),
             "nullable": f.nullable,
         }
-        for i, f in enumerate(converted.schema, start=1)
+        for i, f in enumerate(schema, start=1)
     ]
-    return {"format": converted.file_format, "columns": columns, "row_count": converted.parquet.row_count}
+
+
+def file_schema_metadata(converted: Any) -> dict[str, Any]:
+    """The guide's ``detect_csv_schema`` shape: format, columns, row_count."""
+    return {
+        "format": converted.file_format,
+        "columns": file_column_entries(converted.schema, converted.pinned),
+        "row_count": converted.parquet.row_count,
+    }

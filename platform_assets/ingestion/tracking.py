@@ -185,6 +185,7 @@ class RunSuccess:
     snapshot_taken_at: dt.datetime | None
     needs_late_check: bool
     schema_metadata: dict[str, Any] | None
+    schema_changes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,12 +222,14 @@ def commit_success(
                 "UPDATE data_platform.ingestion_metadata SET status = 'success', row_count = %s, "
                 "file_size_bytes = %s, checksum = %s, watermark_before = %s, watermark_after = %s, "
                 "extract_range = %s, source_snapshot = %s, snapshot_taken_at = %s, "
-                "needs_late_check = %s, finished_at = now(), error_message = NULL WHERE id = %s",
+                "needs_late_check = %s, schema_changes = %s, finished_at = now(), error_message = NULL "
+                "WHERE id = %s",
                 (
                     result.row_count, result.file_size_bytes, result.checksum,
                     result.watermark_before, result.watermark_after,
                     Json(result.extract_range) if result.extract_range else None,
-                    result.source_snapshot, result.snapshot_taken_at, result.needs_late_check, run_id,
+                    result.source_snapshot, result.snapshot_taken_at, result.needs_late_check,
+                    Json(result.schema_changes) if result.schema_changes else None, run_id,
                 ),
             )
             if watermark is not None:
@@ -257,8 +260,13 @@ def commit_success(
                 text = json.dumps(result.schema_metadata, sort_keys=True)
                 cur.execute(
                     "INSERT INTO data_platform.schema_history (source_name, schema_metadata, "
-                    "execution_date, run_id, schema_hash) VALUES (%s, %s, %s, %s, %s)",
-                    (source_name, text, execution_date, run_id, schema_hash(result.schema_metadata)),
+                    "execution_date, run_id, schema_hash, family, changes) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        source_name, text, execution_date, run_id, schema_hash(result.schema_metadata),
+                        file.family if file else None,
+                        Json(result.schema_changes) if result.schema_changes else None,
+                    ),
                 )
             cur.execute("COMMIT")
         except Exception as e:
@@ -372,3 +380,35 @@ def ingested_files(conn: Any, family: str, partition_key: str) -> list[dict[str,
         )
         names = [d.name for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def last_schema(conn: Any, source_name: str, family: str | None = None) -> list[dict[str, Any]] | None:
+    """Columns of the last successful run of a source (of any file of ``family`` when given)."""
+    with conn.cursor() as cur:
+        if family is not None:
+            cur.execute(
+                "SELECT schema_metadata FROM data_platform.schema_history WHERE family = %s "
+                "ORDER BY id DESC LIMIT 1",
+                (family,),
+            )
+        else:
+            cur.execute(
+                "SELECT schema_metadata FROM data_platform.schema_history WHERE source_name = %s "
+                "ORDER BY id DESC LIMIT 1",
+                (source_name,),
+            )
+        row = cur.fetchone()
+    return row[0].get("columns", []) if row else None
+
+
+def partition_objects(conn: Any, family: str, partition_key: str) -> list[tuple[str, str, int]]:
+    """(object key, checksum, row count) of the latest load of each file of a partition."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT m.object_key, m.checksum, m.row_count FROM ("
+            "  SELECT DISTINCT ON (file_path) run_id FROM data_platform.ingested_files"
+            "  WHERE family = %s AND partition_key = %s ORDER BY file_path, id DESC) latest "
+            "JOIN data_platform.ingestion_metadata m ON m.id = latest.run_id ORDER BY m.object_key",
+            (family, partition_key),
+        )
+        return list(cur.fetchall())

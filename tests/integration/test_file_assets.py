@@ -46,7 +46,7 @@ def _materialize(family, pg, store_settings, partition, raise_on_error=True):
 
 
 def _tick(family, pg, store_settings, cursor):
-    sensor = _defs(family).get_sensor_def(f"{family.name}_sensor")
+    sensor = _defs(family).resolve_sensor_def(f"{family.name}_sensor")
     with dg.build_sensor_context(cursor=cursor, resources=_resources(pg, store_settings)) as context:
         result = sensor(context)
     return result.run_requests or [], result.cursor

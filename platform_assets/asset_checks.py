@@ -1,0 +1,131 @@
+"""Asset checks of every source: declared rules from the registry plus built-in ones.
+
+Checks run in the asset's step on the objects it just wrote (downloaded once, read
+by column and batch), and are reported as Dagster asset check results:
+
+- ``stored_object_matches_record`` (ERROR, blocking): each stored object's MD5 and
+  row count equal what the tracking table recorded;
+- ``row_count`` (unless declared): not empty, unless the source sets ``allow_empty``;
+- ``source_reconciliation`` (WARN, PostgreSQL sources): the source's rows in the
+  range the run read, counted again, equal the rows loaded;
+- the registry's ``checks``.
+
+Freshness is a ``FreshnessPolicy`` on each asset (the registry's ``freshness_hours``).
+"""
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from platform_assets.ingestion.parquet_sink import file_md5
+from platform_assets.ingestion.services import Services
+from platform_assets.quality import CheckOutcome, evaluate
+from platform_assets.registry import RowCountCheck
+
+STORED_OBJECT = "stored_object_matches_record"
+RECONCILIATION = "source_reconciliation"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    object_key: str
+    checksum: str
+    row_count: int
+
+
+def declared_checks(source: Any) -> list[Any]:
+    """The registry's checks plus the default row count check."""
+    checks = list(source.checks)
+    if not any(isinstance(c, RowCountCheck) for c in checks):
+        checks.append(
+            RowCountCheck(
+                type="row_count", min=0 if source.allow_empty else 1,
+                description="not empty" if not source.allow_empty else "empty allowed",
+            )
+        )
+    return checks
+
+
+def check_specs(key: dg.AssetKey, source: Any, reconcile: bool) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(
+            STORED_OBJECT, asset=key, blocking=True,
+            description="The stored objects' MD5 and row counts match the tracking table.",
+        )
+    ]
+    if reconcile:
+        specs.append(
+            dg.AssetCheckSpec(
+                RECONCILIATION, asset=key,
+                description="The source's rows in the range read, counted again, equal the rows loaded.",
+            )
+        )
+    for check in declared_checks(source):
+        specs.append(
+            dg.AssetCheckSpec(
+                check.name, asset=key, blocking=check.blocking,
+                description=check.description or f"{check.type} check",
+            )
+        )
+    return specs
+
+
+def run_checks(
+    key: dg.AssetKey,
+    source: Any,
+    services: Services,
+    objects: list[StoredObject],
+    reconcile: Callable[[], int] | None = None,
+) -> list[dg.AssetCheckResult]:
+    """Evaluate every check of ``source`` on ``objects``."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="checks-", dir=services.work_dir) as tmp:
+        files = []
+        for i, stored in enumerate(objects):
+            local = Path(tmp) / f"{i}.parquet"
+            services.store.download_file(services.bronze_bucket, stored.object_key, local)
+            files.append(local)
+        results.append(_result(key, STORED_OBJECT, "ERROR", _stored_objects(objects, files)))
+        if reconcile is not None:
+            results.append(_result(key, RECONCILIATION, "WARN", _reconciliation(objects, reconcile)))
+        for check in declared_checks(source):
+            results.append(_result(key, check.name, check.severity, evaluate(check, files)))
+    return results
+
+
+def _stored_objects(objects: list[StoredObject], files: list[Path]) -> CheckOutcome:
+    mismatches = []
+    for stored, local in zip(objects, files):
+        md5, rows = file_md5(local), pq.ParquetFile(local).metadata.num_rows
+        if md5 != stored.checksum or rows != stored.row_count:
+            mismatches.append(
+                {"object_key": stored.object_key, "recorded_md5": stored.checksum, "stored_md5": md5,
+                 "recorded_rows": stored.row_count, "stored_rows": rows}
+            )
+    return CheckOutcome(not mismatches, len(mismatches), mismatches[:5], {"objects": len(objects)})
+
+
+def _reconciliation(objects: list[StoredObject], count_source: Callable[[], int]) -> CheckOutcome:
+    loaded = sum(o.row_count for o in objects)
+    source = count_source()
+    return CheckOutcome(source == loaded, abs(source - loaded), [], {"source_rows": source, "loaded_rows": loaded})
+
+
+def _result(key: dg.AssetKey, name: str, severity: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    metadata: dict[str, Any] = {"failing_rows": dg.MetadataValue.int(outcome.failing_rows)}
+    if outcome.sample:
+        metadata["sample"] = dg.MetadataValue.json(outcome.sample)
+    for name_, value in outcome.details.items():
+        metadata[name_] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity(severity),
+        metadata={k: v for k, v in metadata.items() if v is not None},
+    )
