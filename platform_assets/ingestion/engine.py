@@ -81,6 +81,7 @@ class _Extract:
     loaded_max: WatermarkValue | None
     watermark_column: WatermarkColumn | None
     preview: list[dict[str, Any]]
+    row_versioned: bool
 
 
 def run_load(request: LoadRequest, services: Services) -> dict[str, Any]:
@@ -181,11 +182,14 @@ def _extract(
     with read_only_snapshot(services.source, request.source_name) as (cur, snapshot):
         if request.query is not None:
             columns = pg_catalog.describe_query(cur, request.query, request.source_name)
+            row_versioned = False
         else:
+            kind = pg_catalog.relation_kind(cur, request.schema, request.table)
+            row_versioned = kind in pg_catalog.ROW_VERSIONED_KINDS
             columns = pg_catalog.describe_table(cur, request.schema, request.table)
         mappings = [map_column(c) for c in columns]
         watermark_column = _watermark_column(request, columns)
-        extract_range = _plan(request, watermark_column, stored)
+        extract_range = _plan(request, watermark_column, stored, row_versioned)
         if request.query is not None:
             composed = query_builder.query_extract(request.query, mappings)
         else:
@@ -226,6 +230,7 @@ def _extract(
         loaded_max=loaded_max,
         watermark_column=watermark_column,
         preview=preview,
+        row_versioned=row_versioned,
     )
 
 
@@ -256,13 +261,14 @@ def _plan(
     request: LoadRequest,
     column: WatermarkColumn | None,
     stored: tracking.StoredWatermark | None,
+    row_versioned: bool,
 ) -> ExtractRange | None:
     if request.replay_range is not None:
         return request.replay_range
     if column is None:
         return None
     if request.mode == "incremental":
-        return incremental_range(request.source_name, column, stored)
+        return incremental_range(request.source_name, column, stored, row_versioned)
     if request.mode == "window":
         return window_range(column, request.window or Window(None, None))
     return ExtractRange(column=column.name, cast_type=column.pg_type)
@@ -316,7 +322,7 @@ def _watermark_update(
 
 def _needs_late_check(request: LoadRequest, extract: _Extract) -> bool:
     """Whether rows may still be committed into this partition's window later."""
-    if request.mode != "window" or request.window is None:
+    if request.mode != "window" or request.window is None or not extract.row_versioned:
         return False
     snapshot = extract.snapshot
     if not snapshot.open_before.none or snapshot.snapshot.xip:

@@ -40,9 +40,16 @@ class WatermarkColumn:
 
 
 def incremental_range(
-    source_name: str, column: WatermarkColumn, stored: StoredWatermark | None
+    source_name: str,
+    column: WatermarkColumn,
+    stored: StoredWatermark | None,
+    row_versioned: bool = True,
 ) -> ExtractRange:
-    """The guide's incremental predicate for the stored watermark."""
+    """The guide's incremental predicate for the stored watermark.
+
+    Relations without row versions (views, foreign tables) have no ``xmin``: they
+    get no catch-up of late rows.
+    """
     base = ExtractRange(column=column.name, cast_type=column.pg_type)
     if stored is None or stored.value is None:
         return base
@@ -54,7 +61,7 @@ def incremental_range(
         )
     parse_value(stored.value, column.pg_type)  # fail early on a bad manual UPDATE
     catchup = None
-    if stored.last_snapshot:
+    if stored.last_snapshot and row_versioned:
         catchup = CatchUp(snapshot=stored.last_snapshot, upper=stored.value, floor=stored.catchup_floor)
     return replace(base, lower=stored.value, catchup=catchup)
 
@@ -94,7 +101,7 @@ class OpenTransactions:
 
     @property
     def none(self) -> bool:
-        return self.count == 0
+        return self.count == 0 and not self.any_hidden
 
 
 def catchup_floor(

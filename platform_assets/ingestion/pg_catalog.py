@@ -7,7 +7,7 @@ from typing import Any
 from psycopg2 import sql
 
 from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.query_builder import relation, strip_statement
+from platform_assets.ingestion.query_builder import custom_query_text, relation
 from platform_assets.ingestion.type_mapping import PgColumn, numeric_precision_scale
 
 _TYPES_SQL = """
@@ -61,9 +61,8 @@ def describe_table(cur: Any, schema: str, table: str) -> list[PgColumn]:
 
 
 def describe_query(cur: Any, query: str, source_name: str) -> list[PgColumn]:
-    return _describe(
-        cur, f"SELECT * FROM (\n{strip_statement(query)}\n) AS custom_query LIMIT 0", source_name
-    )
+    text = custom_query_text(query, source_name)
+    return _describe(cur, f"SELECT * FROM (\n{text}\n) AS custom_query LIMIT 0", source_name)
 
 
 def _describe(cur: Any, select: str, source_name: str) -> list[PgColumn]:

@@ -67,7 +67,8 @@ def _parse(
         stream = pa_csv.open_csv(
             reader,
             read_options=pa_csv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            # A one-column row holding NULL is an empty line in COPY's output.
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
                 column_types={m.column.name: m.read_type for m in mappings},
                 true_values=["t"],
@@ -117,4 +118,7 @@ def _json_lists(array: pa.Array, mapping: ColumnMapping, source_name: str) -> pa
             f"{source_name}: column {mapping.column.name!r} holds a multidimensional array; "
             "only one-dimensional arrays map to Parquet lists: cast it to text in a custom query"
         )
+    if pa.types.is_floating(mapping.arrow_type.value_type):
+        # array_to_json writes NaN and the infinities as the strings "NaN", "Infinity", "-Infinity".
+        values = [None if v is None else [float(x) if isinstance(x, str) else x for x in v] for v in values]
     return pa.array(values, type=mapping.arrow_type)

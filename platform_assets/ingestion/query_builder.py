@@ -18,6 +18,7 @@ _TRAILING = re.compile(r"[\s;]+$")
 _COMMENTS_ONLY = re.compile(r"(\s*--[^\n]*)+\s*$")
 
 from platform_assets.ingestion.snapshot import Snapshot
+from platform_assets.ingestion.sql_text import check_single_statement
 from platform_assets.ingestion.type_mapping import ColumnMapping, SelectAs
 
 
@@ -129,6 +130,13 @@ def table_extract(
     return sql.SQL("SELECT {cols} FROM {rel}{where}").format(
         cols=select_list(mappings), rel=relation(schema, table), where=where_clause(extract_range)
     )
+
+
+def custom_query_text(query: str, source_name: str) -> str:
+    """The custom query ready to wrap: stripped, and refused unless it is one statement."""
+    text = strip_statement(query)
+    check_single_statement(text, source_name)
+    return text
 
 
 def query_extract(query: str, mappings: list[ColumnMapping]) -> sql.Composable:

@@ -6,7 +6,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from platform_assets.ingestion.query_builder import ExtractRange, range_condition, relation, strip_statement
+from platform_assets.ingestion.query_builder import ExtractRange, custom_query_text, range_condition, relation
 from platform_assets.ingestion.source_session import read_only_snapshot
 from platform_resources.config import PostgresSettings
 
@@ -23,7 +23,7 @@ def count_source_rows(
     """Rows of the table (in ``extract_range`` when given) or of the custom query, now."""
     if query is not None:
         statement: sql.Composable = sql.SQL("SELECT count(*) FROM (\n{}\n) AS custom_query").format(
-            sql.SQL(strip_statement(query))
+            sql.SQL(custom_query_text(query, source_name))
         )
     else:
         condition = range_condition(ExtractRange.from_json(extract_range) if extract_range else ExtractRange())

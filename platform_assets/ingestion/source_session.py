@@ -27,10 +27,13 @@ _SESSION_SETTINGS = (
     "SET extra_float_digits = 1; SET bytea_output = 'hex'"
 )
 
+# Prepared (two-phase) transactions have no backend: they count as open with an
+# unknown start, which removes the catch-up floor.
 _OPEN_TRANSACTIONS_SQL = """
 SELECT count(*) FILTER (WHERE xact_start IS NOT NULL),
        min(xact_start),
        COALESCE(bool_or(state IS NULL), false)
+       OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database())
 FROM pg_stat_activity
 WHERE datname = current_database()
   AND pid <> pg_backend_pid()
@@ -84,7 +87,8 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
                 top_level.with_in_progress(subtransactions or []), taken_at, open_before
             )
             yield cur, snapshot
-            cur.execute("COMMIT")
+            # Nothing an extract does may persist (READ ONLY still allows e.g. lo_create).
+            cur.execute("ROLLBACK")
     except psycopg2.Error as e:
         raise IngestionError(f"{source_name}: reading the source failed: {str(e).strip()}") from e
     finally:

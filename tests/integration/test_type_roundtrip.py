@@ -238,7 +238,7 @@ def test_spot_values(services: Any, all_types: None) -> None:
     """A few values written out literally, independent of psycopg2's conversions."""
     extract_table_full("all_types", "public", "types/spot.parquet", services=services)
     rows = {r["id"]: r for r in read_parquet(services, "types/spot.parquet").to_pylist()}
-    utc = dt.timezone.utc
+    utc = dt.UTC
 
     # timestamptz inserted at -08 / +05:30 / +14 / -11 / -00:30 comes back as the UTC instant
     assert rows[1]["c_tstz"] == dt.datetime(2024, 3, 10, 10, 30, 0, 123456, tzinfo=utc)
@@ -322,7 +322,7 @@ def test_custom_query_over_the_same_table_gives_the_same_data(
     for name in COLUMNS:
         assert by_query.schema.field(name).type == by_table.schema.field(name).type, name
     assert by_query.schema.field("r_int8").nullable is False
-    key = lambda r: r["id"]  # noqa: E731
+    key = lambda r: r["id"]
     left = sorted(by_table.to_pylist(), key=key)
     right = sorted(by_query.to_pylist(), key=key)
     for a, b in zip(left, right):
@@ -381,3 +381,23 @@ def test_value_without_parquet_equivalent_fails_cleanly(
     assert status == "failed" and message
     listed = services.store.client.list_objects_v2(Bucket=services.bronze_bucket, Prefix="odd/")
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_single_column_null_rows_are_kept(services: Any, pg_conn: Any) -> None:
+    query(pg_conn, "CREATE TABLE one_col (v int4); INSERT INTO one_col VALUES (1), (NULL), (NULL), (2)")
+    result = extract_table_full("one_col", "public", "one/one_col.parquet", services=services)
+    values = read_parquet(services, "one/one_col.parquet").column("v").to_pylist()
+    assert sorted(values, key=lambda v: (v is None, v)) == [1, 2, None, None]
+    assert result["row_count"] == 4
+
+
+def test_float_array_special_values(services: Any, pg_conn: Any) -> None:
+    query(
+        pg_conn,
+        "CREATE TABLE farr (id int, f8 float8[], f4 float4[]); "
+        "INSERT INTO farr VALUES (1, '{NaN,Infinity,-Infinity,1.5}', '{NaN,-Infinity,0.5}')",
+    )
+    extract_table_full("farr", "public", "farr/farr.parquet", services=services)
+    [row] = read_parquet(services, "farr/farr.parquet").to_pylist()
+    assert math.isnan(row["f8"][0]) and row["f8"][1:] == [math.inf, -math.inf, 1.5]
+    assert math.isnan(row["f4"][0]) and row["f4"][1:] == [-math.inf, 0.5]
