@@ -9,6 +9,9 @@ text. Unquoted empty fields are null, quoted empty fields (``""``) are empty str
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +23,12 @@ from platform_assets.ingestion.errors import SchemaDetectionError
 from platform_assets.ingestion.text_types import convert, infer_type
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
-SCAN_CHUNK = 8 * 1024 * 1024
+QUOTE_SCAN_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class CsvOptions:
-    """How a CSV file is parsed (the registry's ``options`` for a CSV family)."""
+    """How a CSV file is parsed (the registry's options for a CSV family)."""
 
     delimiter: str = ","
     quote_char: str = '"'
@@ -43,21 +46,47 @@ def open_input(path: Path) -> pa.NativeFile:
 
 
 def read_header(path: Path, options: CsvOptions) -> list[str]:
-    """Column names from the header line; SchemaDetectionError for empty or unusable headers."""
+    """Column names from the header line; SchemaDetectionError for empty or unusable headers.
+
+    Read with Python's csv module so that a header without a final newline, blank
+    names (renamed ``column_<n>``) and invalid UTF-8 are reported precisely.
+    """
     try:
         with open_input(path) as stream:
-            reader = pa_csv.open_csv(
-                stream,
-                read_options=_read_options(options, block_size=1 << 20),
-                parse_options=_parse_options(options),
-                convert_options=pa_csv.ConvertOptions(
-                    null_values=list(options.null_values), strings_can_be_null=True
-                ),
+            text = io.TextIOWrapper(stream, encoding=_python_encoding(options), newline="")
+            for _ in range(options.skip_rows):
+                text.readline()
+            reader = csv.reader(
+                text,
+                delimiter=options.delimiter,
+                quotechar=options.quote_char,
+                escapechar=options.escape_char,
+                doublequote=True,
+                strict=True,
             )
-            names = list(reader.schema.names)
-    except (pa.ArrowInvalid, OSError, EOFError) as e:
+            names = next(reader, None)
+    except UnicodeDecodeError as e:
+        encoding = "UTF-8" if _python_encoding(options) == "utf-8-sig" else options.encoding
+        raise SchemaDetectionError(
+            f"Failed to read CSV {path}: the file is not valid {encoding} text ({e})"
+        ) from e
+    except csv.Error as e:
+        line = unclosed_quote_line(path, options)
+        if line is not None:
+            raise SchemaDetectionError(
+                f"Failed to read CSV {path}: unterminated quoted field starting on line {line}"
+            ) from e
+        raise SchemaDetectionError(f"Failed to read CSV {path}: the header line is malformed ({e})") from e
+    except (OSError, EOFError) as e:
         raise SchemaDetectionError(f"Failed to read CSV {path}: {_reason(e)}") from e
+    if not names:
+        raise SchemaDetectionError(f"Failed to read CSV {path}: the file is empty (no header line)")
     return _checked_names(path, names)
+
+
+def _python_encoding(options: CsvOptions) -> str:
+    utf8 = options.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    return "utf-8-sig" if utf8 else options.encoding
 
 
 def _checked_names(path: Path, names: list[str]) -> list[str]:
@@ -72,12 +101,17 @@ def _checked_names(path: Path, names: list[str]) -> list[str]:
 
 
 def text_batches(path: Path, names: list[str], options: CsvOptions) -> Iterator[pa.RecordBatch]:
-    """Every row of the file as text columns."""
+    """Every data row of the file as text columns named ``names``.
+
+    The last value is checked for an unterminated quote: pyarrow reads one to the
+    end of the file without complaint, leaving that value holding the rest of the file.
+    """
+    last: pa.RecordBatch | None = None
     try:
         with open_input(path) as stream:
             reader = pa_csv.open_csv(
                 stream,
-                read_options=_read_options(options),
+                read_options=_read_options(options, names),
                 parse_options=_parse_options(options),
                 convert_options=pa_csv.ConvertOptions(
                     column_types={n: pa.string() for n in names},
@@ -86,9 +120,36 @@ def text_batches(path: Path, names: list[str], options: CsvOptions) -> Iterator[
                     quoted_strings_can_be_null=False,
                 ),
             )
-            yield from reader
+            for batch in reader:
+                if batch.num_rows:
+                    last = batch
+                yield batch
     except (pa.ArrowInvalid, OSError, EOFError) as e:
+        if "Empty CSV file" in str(e) or "Could not skip initial" in str(e):
+            return  # a header without data rows (and perhaps without a final newline)
         raise SchemaDetectionError(f"Failed to read CSV {path}: {_reason(e)}") from e
+    if last is not None and _may_hold_unclosed_quote(path, last):
+        line = unclosed_quote_line(path, options)
+        if line is not None:
+            raise SchemaDetectionError(
+                f"Failed to read CSV {path}: unterminated quoted field starting on line {line}"
+            )
+
+
+def _may_hold_unclosed_quote(path: Path, last: pa.RecordBatch) -> bool:
+    """Cheap test: an unclosed quote leaves the last value spanning lines (or, in a file
+    without a final newline, indistinguishable from a regular last value)."""
+    value = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
+    if value is not None and ("\n" in value or "\r" in value):
+        return True
+    if path.name.endswith(".gz"):
+        return False
+    with path.open("rb") as f:
+        f.seek(0, io.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, io.SEEK_END)
+        return f.read(1) not in (b"\n", b"\r")
 
 
 def typed_batches(
@@ -105,62 +166,66 @@ def typed_batches(
         )
 
 
-def check_quotes_closed(path: Path, options: CsvOptions) -> None:
-    """Raise SchemaDetectionError when a quoted field is never closed.
+def unclosed_quote_line(path: Path, options: CsvOptions) -> int | None:
+    """Line where a quoted field opens that is never closed, following the quoting rules.
 
-    pyarrow reads an unterminated quote to the end of the file without complaint.
-    An odd number of quote characters is cheap to detect; the line of the opening
-    quote is then found by following the quoting rules.
+    Streams the file in chunks and visits the quote characters only (the bytes
+    between them are counted, not walked), so memory stays bounded and the cost
+    grows with the number of quotes rather than the file size.
     """
-    quote = options.quote_char.encode(options.encoding)
-    count = 0
+    quote = ord(options.quote_char)
+    separators = {ord(options.delimiter), ord("\n"), ord("\r")}
+    quote_byte = bytes([quote])
+    line, opened_on = 1 + options.skip_rows, 0
+    in_quotes = pending_quote = False
+    previous: int | None = None  # last byte of the previous chunk (None: start of the data)
+    first = True
     with open_input(path) as stream:
-        while chunk := stream.read(SCAN_CHUNK):
-            count += chunk.count(quote)
-    if count % 2 == 0:
-        return
-    line = _unclosed_quote_line(path, options)
-    if line is not None:
-        raise SchemaDetectionError(
-            f"Failed to read CSV {path}: unterminated quoted field starting on line {line}"
-        )
-
-
-def _unclosed_quote_line(path: Path, options: CsvOptions) -> int | None:
-    quote, delimiter = options.quote_char, options.delimiter
-    in_quotes = False
-    at_field_start = True
-    opened_on = line = 1
-    pending_quote = False
-    with open_input(path) as stream:
-        text = stream.read().decode(options.encoding, errors="replace")
-    for ch in text:
-        if in_quotes:
+        while chunk := stream.read(QUOTE_SCAN_CHUNK):
+            if first:
+                chunk = _skip_preamble(chunk, options.skip_rows)
+                first = False
+            position, counted = 0, 0
             if pending_quote:
                 pending_quote = False
-                if ch == quote:
-                    continue  # doubled quote inside a quoted field
-                in_quotes = False
-            elif ch == quote:
-                pending_quote = True
-                continue
-        if in_quotes:
-            if ch == "\n":
-                line += 1
-            continue
-        if ch == quote and at_field_start:
-            in_quotes, opened_on = True, line
-            continue
-        at_field_start = ch in (delimiter, "\n", "\r")
-        if ch == "\n":
-            line += 1
+                if chunk[:1] == quote_byte:
+                    position = 1  # a doubled quote split across chunks
+                else:
+                    in_quotes = False
+            while (i := chunk.find(quote_byte, position)) >= 0:
+                if in_quotes:
+                    if i + 1 == len(chunk):
+                        pending_quote, position = True, i + 1
+                    elif chunk[i + 1] == quote:
+                        position = i + 2
+                    else:
+                        in_quotes, position = False, i + 1
+                    continue
+                before = chunk[i - 1] if i else previous
+                if before is None or before in separators:
+                    line += chunk.count(b"\n", counted, i)
+                    counted = i
+                    in_quotes, opened_on = True, line
+                position = i + 1
+            line += chunk.count(b"\n", counted)
+            previous = chunk[-1]
     return opened_on if in_quotes and not pending_quote else None
 
 
-def _read_options(options: CsvOptions, block_size: int | None = None) -> pa_csv.ReadOptions:
+def _skip_preamble(chunk: bytes, skip_rows: int) -> bytes:
+    if chunk.startswith(codecs.BOM_UTF8):
+        chunk = chunk[len(codecs.BOM_UTF8) :]
+    for _ in range(skip_rows):
+        chunk = chunk[chunk.find(b"\n") + 1 :] if b"\n" in chunk else b""
+    return chunk
+
+
+def _read_options(options: CsvOptions, column_names: list[str]) -> pa_csv.ReadOptions:
+    """Names given explicitly and the header line skipped (pyarrow would keep blank names)."""
     return pa_csv.ReadOptions(
-        block_size=block_size or options.block_size,
-        skip_rows=options.skip_rows,
+        block_size=options.block_size,
+        skip_rows=options.skip_rows + 1,
+        column_names=column_names,
         encoding=options.encoding,
     )
 
@@ -177,10 +242,8 @@ def _parse_options(options: CsvOptions) -> pa_csv.ParseOptions:
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip()
-    if "Empty CSV file" in text:
-        return "the file is empty (no header line)"
-    if "invalid UTF8" in text or "UTF8" in text:
-        return f"the file is not valid {('UTF-8')} text ({text})"
+    if "UTF8" in text:
+        return f"the file is not valid UTF-8 text ({text})"
     if "gzip" in text.lower() or isinstance(error, EOFError):
         return f"the gzip stream is corrupt or truncated ({text})"
     return text

@@ -301,7 +301,7 @@ def _watermark_update(
         open_before = snapshot.open_before
         floor = catchup_floor(
             open_before,
-            bool(snapshot.snapshot.xip),
+            snapshot.client_writers,
             before,
             after,
             tracking.watermark_as_of(platform, request.source_name, open_before.oldest_start)
@@ -325,7 +325,7 @@ def _needs_late_check(request: LoadRequest, extract: _Extract) -> bool:
     if request.mode != "window" or request.window is None or not extract.row_versioned:
         return False
     snapshot = extract.snapshot
-    if not snapshot.open_before.none or snapshot.snapshot.xip:
+    if not snapshot.open_before.none or snapshot.client_writers:
         return True
     end = request.window.end
     return end is None or end > snapshot.taken_at

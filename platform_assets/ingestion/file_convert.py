@@ -44,7 +44,6 @@ def convert_csv(
         raise SchemaDetectionError(
             f"Failed to read CSV {path}: pinned columns {unknown} are not in the header {names}"
         )
-    csv_reader.check_quotes_closed(path, options)
     pinned = frozenset(options.column_types)
     types: dict[str, pa.DataType] = dict(options.column_types)
     for _ in range(len(names) + 1):

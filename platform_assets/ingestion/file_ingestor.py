@@ -97,12 +97,18 @@ def batch_ingest_files(
     ds = execution_date_text(execution_date)
     matches = matching_files(root, pattern)
     if not matches:
-        log.warning("batch_ingest_files: no file under %s matches %r", root, pattern)
+        if not root.is_dir():
+            log.warning("batch_ingest_files: directory %s does not exist", root)
+        else:
+            log.warning("batch_ingest_files: no file under %s matches %r", root, pattern)
         return []
     results: list[dict[str, Any]] = []
     for path in matches:
         try:
             key = batch_object_key(root, path, ds)
+            if path.is_file() and not _known_format(path):
+                _record_refusal(services, path, key, ds, f"{path}: unknown file type; expected one of "
+                                f"{CSV_SUFFIXES + JSON_SUFFIXES}")
             if file_format(path) == "csv":
                 result = ingest_csv_file(path, key, ds, options=csv_options, services=services)
             else:
@@ -126,6 +132,20 @@ def matching_files(root: Path, pattern: str) -> list[Path]:
             continue  # a symlink pointing outside the input directory
         paths.append(path)
     return paths
+
+
+def _known_format(path: Path) -> bool:
+    return path.name.lower().endswith(CSV_SUFFIXES + JSON_SUFFIXES)
+
+
+def _record_refusal(services: Services, path: Path, object_key: str, execution_date: str, message: str) -> None:
+    """A failed tracking row for a file refused before reading (raises IngestionError)."""
+    start = tracking.RunStart(
+        source_name=path.name, source_type="file", execution_date=execution_date,
+        object_key=object_key, uri=services.uri(object_key), load_mode="file",
+    )
+    with tracked_run(services, start):
+        raise IngestionError(message)
 
 
 def file_format(path: Path) -> str:
@@ -260,11 +280,10 @@ def _ingest_file(
 
 
 def _stat(path: Path) -> os.stat_result:
-    try:
-        if path.is_dir():
-            raise IngestionError(f"{path} is a directory, not a file")
-        if not os.access(path, os.R_OK):
-            raise IngestionError(f"{path} is not readable by this process (check its permissions)")
-        return path.stat()
-    except FileNotFoundError as e:
-        raise IngestionError(f"{path} does not exist") from e
+    if not path.exists():
+        raise IngestionError(f"{path} does not exist")
+    if path.is_dir():
+        raise IngestionError(f"{path} is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise IngestionError(f"{path} is not readable by this process (check its permissions)")
+    return path.stat()

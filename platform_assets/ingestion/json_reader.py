@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from platform_assets.ingestion.csv_reader import open_input
@@ -29,6 +30,7 @@ CHUNK_RECORDS = 50_000
 READ_CHUNK = 4 * 1024 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT_EXACT_INT = 2**53
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -75,11 +77,16 @@ def has_bom(path: Path) -> bool:
 
 @dataclass
 class JType:
-    """Inferred type of a JSON value; ``kind`` is null, bool, int, float, str, struct, list or json."""
+    """Inferred type of a JSON value; ``kind`` is null, bool, int, float, str, struct, list or json.
+
+    ``float_safe`` is False for an int column holding a value a float64 cannot
+    represent exactly (beyond 2^53): mixed with floats it becomes JSON text instead.
+    """
 
     kind: str = "null"
     fields: dict[str, JType] = field(default_factory=dict)
     item: JType | None = None
+    float_safe: bool = True
 
 
 def type_of(value: Any) -> JType:
@@ -88,14 +95,14 @@ def type_of(value: Any) -> JType:
     if isinstance(value, bool):
         return JType("bool")
     if isinstance(value, int):
-        return JType("int") if INT64_MIN <= value <= INT64_MAX else JType("json")
+        if not INT64_MIN <= value <= INT64_MAX:
+            return JType("json")
+        return JType("int", float_safe=abs(value) <= FLOAT_EXACT_INT)
     if isinstance(value, float):
         return JType("float")
     if isinstance(value, str):
         return JType("str")
     if isinstance(value, dict):
-        if not value:
-            return JType("json")
         return JType("struct", fields={k: type_of(v) for k, v in value.items()})
     if isinstance(value, list):
         item = JType("null")
@@ -112,9 +119,11 @@ def merge(a: JType, b: JType) -> JType:
     if b.kind == "null":
         return a
     if {a.kind, b.kind} == {"int", "float"}:
-        return JType("float")
+        return JType("float") if a.float_safe and b.float_safe else JType("json")
     if a.kind != b.kind or a.kind == "json":
         return JType("json")
+    if a.kind == "int":
+        return JType("int", float_safe=a.float_safe and b.float_safe)
     if a.kind == "struct":
         fields = dict(a.fields)
         for name, t in b.fields.items():
@@ -133,6 +142,8 @@ def to_arrow(t: JType) -> pa.DataType:
     if t.kind == "float":
         return pa.float64()
     if t.kind == "struct":
+        if not t.fields:
+            return pa.string()  # only empty objects: kept as JSON text
         return pa.struct([pa.field(n, to_arrow(c)) for n, c in t.fields.items()])
     if t.kind == "list":
         return pa.list_(to_arrow(t.item or JType()))
@@ -143,7 +154,7 @@ def conform(value: Any, t: JType) -> Any:
     """``value`` shaped for ``to_arrow(t)``: JSON-text columns get ``json.dumps`` text."""
     if value is None:
         return None
-    if t.kind in ("json", "null"):
+    if t.kind in ("json", "null") or (t.kind == "struct" and not t.fields):
         return value if isinstance(value, str) and t.kind == "null" else json.dumps(value, ensure_ascii=False)
     if t.kind == "float":
         return float(value)
@@ -320,7 +331,18 @@ def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> It
                 explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
             ),
         )
-        yield from reader
+        for batch in reader:
+            _refuse_inexact_floats(batch)
+            yield batch
+
+
+def _refuse_inexact_floats(batch: pa.RecordBatch) -> None:
+    """pyarrow turns integers beyond int64 into float64; such values send the file to the exact path."""
+    for column in batch.columns:
+        if pa.types.is_floating(column.type) and len(column):
+            largest = pc.max(pc.abs(column)).as_py()
+            if largest is not None and largest >= FLOAT_EXACT_INT and largest != float("inf"):
+                raise pa.ArrowInvalid("float column holds integers beyond 2^53; reading exactly")
 
 
 def _as_exact_schema(schema: pa.Schema) -> pa.Schema:

@@ -54,11 +54,20 @@ WHERE x <> ALL(%(xip)s::bigint[]) AND pg_xact_status(x::text::xid8) = 'in progre
 MAX_XID_SCAN = 5_000_000
 
 
+# Xids of backends that are not clients (autovacuum, ANALYZE): they write no user rows.
+_MAINTENANCE_XIDS_SQL = """
+SELECT backend_xid::text::bigint FROM pg_stat_activity
+WHERE backend_type <> 'client backend' AND backend_xid IS NOT NULL
+"""
+
+
 @dataclass(frozen=True)
 class ExtractSnapshot:
     snapshot: Snapshot
     taken_at: dt.datetime
     open_before: OpenTransactions
+    client_writers: bool
+    """Whether transactions that may write user rows were in progress at the snapshot."""
 
 
 @contextmanager
@@ -83,8 +92,13 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
             top_level = Snapshot.parse(snapshot_text)
             subtransactions = in_progress_subtransactions(cur, top_level)
             open_before = OpenTransactions(count, oldest, hidden or subtransactions is None)
+            cur.execute(_MAINTENANCE_XIDS_SQL)
+            maintenance = {row[0] for row in cur.fetchall()}
             snapshot = ExtractSnapshot(
-                top_level.with_in_progress(subtransactions or []), taken_at, open_before
+                top_level.with_in_progress(subtransactions or []),
+                taken_at,
+                open_before,
+                client_writers=any(x % XID32 not in maintenance for x in top_level.xip),
             )
             yield cur, snapshot
             # Nothing an extract does may persist (READ ONLY still allows e.g. lo_create).
