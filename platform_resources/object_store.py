@@ -9,7 +9,9 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-MULTIPART_BYTES = 64 * 1024 * 1024
+# Parts of 16 MiB, two at a time: an upload holds at most ~32 MiB in memory.
+MULTIPART_BYTES = 16 * 1024 * 1024
+UPLOAD_THREADS = 2
 
 
 class ObjectStoreError(Exception):
@@ -48,7 +50,11 @@ class ObjectStore:
         try:
             self.client.upload_file(
                 str(path), bucket, key,
-                Config=TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES),
+                Config=TransferConfig(
+                    multipart_threshold=MULTIPART_BYTES,
+                    multipart_chunksize=MULTIPART_BYTES,
+                    max_concurrency=UPLOAD_THREADS,
+                ),
             )
         except (BotoCoreError, ClientError) as e:
             raise self._error(f"upload to s3://{bucket}/{key} failed", e) from e

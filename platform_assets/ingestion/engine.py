@@ -13,6 +13,7 @@ Order of a run (each step's failure marks the run ``failed`` and leaves the wate
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,17 +35,23 @@ from platform_assets.ingestion.load_planning import (
     window_range,
 )
 from platform_assets.ingestion.parquet_sink import ParquetSink
-from platform_assets.ingestion.pg_copy_reader import read_copy
+from platform_assets.ingestion.copy_streams import extract_batches, psql_executable
 from platform_assets.ingestion.query_builder import ExtractRange
 from platform_assets.ingestion.schema_evolution import SchemaGate, SchemaPolicy, with_changes_metadata
 from platform_assets.ingestion.schema_metadata import column_entries, postgres_schema_metadata
-from platform_assets.ingestion.source_session import ExtractSnapshot, read_only_snapshot
+from platform_assets.ingestion.source_session import (
+    EXTRACT_APPLICATION_NAME,
+    ExtractSnapshot,
+    read_only_snapshot,
+)
 from platform_assets.ingestion.type_mapping import ColumnMapping, arrow_schema, map_column
 from platform_assets.ingestion.watermark_values import Window, WatermarkValue, check_column_type
 
 log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 5
+# Tables from this many heap pages (8 KiB each: 32 MiB) are read by parallel COPY streams.
+PARALLEL_MIN_PAGES = 4096
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,9 @@ def _extract(
     local: Path,
     gate: SchemaGate,
 ) -> _Extract:
-    with read_only_snapshot(services.source, request.source_name) as (cur, snapshot):
+    export = psql_executable() is not None
+    with read_only_snapshot(services.source, request.source_name, export) as (cur, snapshot):
+        kind = None
         if request.query is not None:
             columns = pg_catalog.describe_query(cur, request.query, request.source_name)
             row_versioned = False
@@ -190,13 +199,10 @@ def _extract(
         mappings = [map_column(c) for c in columns]
         watermark_column = _watermark_column(request, columns)
         extract_range = _plan(request, watermark_column, stored, row_versioned)
-        if request.query is not None:
-            composed = query_builder.query_extract(request.query, mappings)
-        else:
-            composed = query_builder.table_extract(
-                request.schema, request.table, mappings, extract_range or ExtractRange()
-            )
-        select = composed.as_string(cur)
+        statements = [
+            query_builder.copy_statement(select.as_string(cur))
+            for select in _selects(cur, request, mappings, extract_range or ExtractRange(), kind)
+        ]
         changes = gate.check(column_entries(mappings))
         if changes.flagged:
             log.warning("%s: schema changed: %s", request.source_name, changes.describe())
@@ -205,8 +211,9 @@ def _extract(
         loaded_max: WatermarkValue | None = None
         preview: list[dict[str, Any]] = []
         try:
-            for batch in read_copy(
-                cur, query_builder.copy_statement(select), mappings, request.source_name
+            for batch in extract_batches(
+                cur, services.source, snapshot.export_id, statements, mappings,
+                request.source_name, EXTRACT_APPLICATION_NAME,
             ):
                 batch = _conform(batch, schema, request.source_name)
                 if watermark_column is not None and batch.num_rows:
@@ -232,6 +239,32 @@ def _extract(
         preview=preview,
         row_versioned=row_versioned,
     )
+
+
+def _selects(
+    cur: Any,
+    request: LoadRequest,
+    mappings: list[ColumnMapping],
+    extract_range: ExtractRange,
+    kind: str | None,
+) -> list[Any]:
+    """The SELECTs of the extract: one, or one per page range of a large plain table read in full."""
+    if request.query is not None:
+        return [query_builder.query_extract(request.query, mappings)]
+    if extract_range.is_full and kind in ("r", "m") and psql_executable() is not None:
+        pages = pg_catalog.relation_pages(cur, request.schema, request.table)
+        if pages >= PARALLEL_MIN_PAGES:
+            return [
+                query_builder.table_extract(request.schema, request.table, mappings, extract_range, page_range)
+                for page_range in query_builder.split_pages(pages, parallel_streams())
+            ]
+    return [query_builder.table_extract(request.schema, request.table, mappings, extract_range)]
+
+
+def parallel_streams() -> int:
+    """How many COPY streams read one large table (INGESTION_PARALLEL_STREAMS, default: cores)."""
+    configured = os.environ.get("INGESTION_PARALLEL_STREAMS")
+    return max(1, int(configured)) if configured else max(2, min(4, os.cpu_count() or 2))
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, source_name: str) -> pa.RecordBatch:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DEFAULT_ROW_GROUP_BYTES = 64 * 1024 * 1024
+DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024
 HASH_CHUNK = 8 * 1024 * 1024
 
 

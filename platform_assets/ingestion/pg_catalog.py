@@ -120,3 +120,15 @@ def _describe(cur: Any, select: str, source_name: str) -> list[PgColumn]:
             )
         )
     return columns
+
+
+def relation_pages(cur: Any, schema: str, table: str) -> int:
+    """Heap pages of a table now (its size divided by the block size)."""
+    cur.execute(
+        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0

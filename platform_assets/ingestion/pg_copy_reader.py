@@ -1,8 +1,10 @@
-"""Streams a ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` into typed Arrow batches.
+"""Parses ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` output into typed Arrow batches.
 
-psycopg2 pushes COPY data into a file object while pyarrow's streaming CSV reader
-pulls from one, so the COPY runs in a thread that writes into an OS pipe and the
-caller's thread parses the other end. Memory holds one CSV block at a time.
+``parse_copy_csv`` reads any byte stream of COPY output (see ``copy_streams`` for
+the psql processes that feed it). ``read_copy`` is the fallback without psql:
+psycopg2 pushes COPY data into a file object row by row while pyarrow's streaming
+CSV reader pulls from one, so the COPY runs in a thread that writes into an OS pipe
+and the caller's thread parses the other end. Memory holds one CSV block at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +21,7 @@ import pyarrow.csv as pa_csv
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.type_mapping import ColumnMapping, Conversion
 
-CSV_BLOCK_BYTES = 16 * 1024 * 1024
+CSV_BLOCK_BYTES = 4 * 1024 * 1024
 PIPE_BUFFER_BYTES = 1024 * 1024
 
 
@@ -46,10 +48,7 @@ def read_copy(
     thread = threading.Thread(target=produce, name=f"copy-{source_name}", daemon=True)
     thread.start()
     try:
-        if mappings:
-            yield from _parse(reader, mappings, source_name, failure)
-        else:
-            reader.read()
+        yield from parse_copy_csv(reader, mappings, source_name, lambda: bool(failure))
     finally:
         reader.close()
         thread.join()
@@ -59,9 +58,20 @@ def read_copy(
         ) from failure[0]
 
 
-def _parse(
-    reader: Any, mappings: list[ColumnMapping], source_name: str, failure: list[BaseException]
+def parse_copy_csv(
+    reader: Any,
+    mappings: list[ColumnMapping],
+    source_name: str,
+    upstream_failed: Callable[[], bool],
 ) -> Iterator[pa.RecordBatch]:
+    """Typed batches from a stream of COPY csv output.
+
+    A parse error caused by the producer failing (``upstream_failed``) is left for
+    the caller to report with the producer's own error.
+    """
+    if not mappings:
+        reader.read()
+        return
     names = [m.column.name for m in mappings]
     try:
         stream = pa_csv.open_csv(
@@ -81,7 +91,7 @@ def _parse(
         for batch in stream:
             yield convert_batch(batch, mappings, source_name)
     except pa.ArrowInvalid as e:
-        if failure:
+        if upstream_failed():
             return  # the COPY failed; its error is the one to report
         if "Empty CSV file" in str(e):
             return

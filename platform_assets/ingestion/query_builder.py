@@ -123,13 +123,45 @@ def _conjunction(parts: list[sql.Composable]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
 
 
+PageRange = tuple[int | None, int | None]
+
+
 def table_extract(
-    schema: str, table: str, mappings: list[ColumnMapping], extract_range: ExtractRange
+    schema: str,
+    table: str,
+    mappings: list[ColumnMapping],
+    extract_range: ExtractRange,
+    pages: PageRange | None = None,
 ) -> sql.Composable:
-    """SELECT for a table or view."""
+    """SELECT for a table or view; ``pages`` limits it to heap pages ``[first, last)``."""
+    if pages is None:
+        where = where_clause(extract_range)
+    else:
+        where = sql.SQL(" WHERE {} AND {}").format(page_condition(pages), range_condition(extract_range))
     return sql.SQL("SELECT {cols} FROM {rel}{where}").format(
-        cols=select_list(mappings), rel=relation(schema, table), where=where_clause(extract_range)
+        cols=select_list(mappings), rel=relation(schema, table), where=where
     )
+
+
+def page_condition(pages: PageRange) -> sql.Composable:
+    """A TID range scan over heap pages ``[first, last)`` (None: unbounded)."""
+    first, last = pages
+    parts = []
+    if first is not None:
+        parts.append(sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({int(first)},0)")))
+    if last is not None:
+        parts.append(sql.SQL("ctid < {}::tid").format(sql.Literal(f"({int(last)},0)")))
+    return _conjunction(parts)
+
+
+def split_pages(pages: int, streams: int) -> list[PageRange]:
+    """``streams`` contiguous page ranges covering a table of ``pages`` pages and any growth."""
+    if streams <= 1 or pages < streams:
+        return [(None, None)]
+    bounds = [pages * i // streams for i in range(1, streams)]
+    starts: list[int | None] = [None, *bounds]
+    ends: list[int | None] = [*bounds, None]
+    return list(zip(starts, ends))
 
 
 def custom_query_text(query: str, source_name: str) -> str:

@@ -68,11 +68,18 @@ class ExtractSnapshot:
     open_before: OpenTransactions
     client_writers: bool
     """Whether transactions that may write user rows were in progress at the snapshot."""
+    export_id: str | None = None
+    """Id other sessions can import with SET TRANSACTION SNAPSHOT (when exported)."""
 
 
 @contextmanager
-def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator[tuple[Any, ExtractSnapshot]]:
-    """Yield a cursor inside a repeatable-read, read-only transaction and its snapshot."""
+def read_only_snapshot(
+    settings: PostgresSettings, source_name: str, export: bool = False
+) -> Iterator[tuple[Any, ExtractSnapshot]]:
+    """Yield a cursor inside a repeatable-read, read-only transaction and its snapshot.
+
+    With ``export``, the snapshot is exported for other sessions to share.
+    """
     try:
         conn = settings.connect(application_name=EXTRACT_APPLICATION_NAME)
     except psycopg2.Error as e:
@@ -94,11 +101,16 @@ def read_only_snapshot(settings: PostgresSettings, source_name: str) -> Iterator
             open_before = OpenTransactions(count, oldest, hidden or subtransactions is None)
             cur.execute(_MAINTENANCE_XIDS_SQL)
             maintenance = {row[0] for row in cur.fetchall()}
+            export_id = None
+            if export:
+                cur.execute("SELECT pg_export_snapshot()")
+                export_id = cur.fetchone()[0]
             snapshot = ExtractSnapshot(
                 top_level.with_in_progress(subtransactions or []),
                 taken_at,
                 open_before,
                 client_writers=any(x % XID32 not in maintenance for x in top_level.xip),
+                export_id=export_id,
             )
             yield cur, snapshot
             # Nothing an extract does may persist (READ ONLY still allows e.g. lo_create).

@@ -9,6 +9,7 @@ from typing import Any
 
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.memory import bound_resident_memory
 from platform_assets.ingestion.object_keys import validate_object_key
 from platform_assets.ingestion.services import Services
 
@@ -24,6 +25,7 @@ def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[
     and leaves as an IngestionError; the block itself commits ``success``.
     """
     validate_object_key(start.object_key)
+    bound_resident_memory()
     platform = services.connect_platform()
     try:
         with tracking.source_lock(platform, start.source_name, services.lock_wait_seconds):

@@ -1,0 +1,34 @@
+"""Keeps the resident memory of a load bounded: freed buffers go back to the OS."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+import pyarrow as pa
+
+M_ARENA_MAX = -8  # glibc mallopt parameters
+M_MMAP_THRESHOLD = -3
+MALLOC_ARENAS = 2
+MMAP_FROM_BYTES = 1024 * 1024
+
+
+@functools.cache
+def bound_resident_memory() -> None:
+    """Called once per process before the first load.
+
+    - Arrow allocates from the system allocator: pyarrow's default (mimalloc) keeps
+      freed pages of streamed batches, and the resident size grows with the data.
+    - glibc serves allocations from 1 MiB up with mmap: it otherwise raises its mmap
+      threshold after large blocks are freed and serves them from per-thread heaps
+      that keep their pages (the multi-megabyte reads from COPY pipes);
+    - glibc keeps at most two malloc arenas instead of one per thread of the
+      reader and writer pools, each holding its own freed pages.
+    """
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing more to tune
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_FROM_BYTES)
+    libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
