@@ -8,6 +8,7 @@ Each outcome carries the failing rows' count and a small sample of them.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from platform_assets.registry import (
 )
 
 SAMPLE_ROWS = 5
+_HAS_OFFSET = re.compile(r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$")
 BATCH_ROWS = 64 * 1024
 
 
@@ -126,15 +128,25 @@ def value_range(files: list[Path], column: str, minimum: Any, maximum: Any) -> C
 
 
 def _scalar(value: Any, arrow_type: pa.DataType) -> pa.Scalar:
+    """A bound comparable with the column: numbers as float64 (or the decimal), dates and
+    timestamps parsed from text (a date-only bound on a zoned column is midnight UTC)."""
     if pa.types.is_decimal(arrow_type):
         return pa.scalar(value, pa.float64()).cast(pa.decimal128(38, arrow_type.scale), safe=False)
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return pa.scalar(float(value), pa.float64())
+    if pa.types.is_timestamp(arrow_type) and isinstance(value, str):
+        text = value if "T" in value or " " in value else f"{value}T00:00:00"
+        if arrow_type.tz is not None and not _HAS_OFFSET.search(text):
+            text += "+00:00"
+        return pa.scalar(text).cast(arrow_type)
     return pa.scalar(value).cast(arrow_type)
 
 
 def unique(files: list[Path], columns: list[str]) -> CheckOutcome:
-    keys = pa.Table.from_batches(list(_batches(files, columns))) if files else None
-    if keys is None or keys.num_rows == 0:
+    batches = list(_batches(files, columns))
+    if not any(b.num_rows for b in batches):
         return CheckOutcome(True)
+    keys = pa.Table.from_batches(batches)
     counts = keys.group_by(columns, use_threads=False).aggregate([([], "count_all")])
     duplicated = counts.filter(pc.greater(counts["count_all"], 1))
     failing = int(pc.sum(duplicated["count_all"]).as_py() or 0)
@@ -156,7 +168,13 @@ def pandera_schema(files: list[Path], schema_ref: str) -> CheckOutcome:
                 schema.validate(batch.to_pandas(), lazy=True)
             except pandera.errors.SchemaErrors as e:
                 cases = e.failure_cases
-                failing += int(cases["index"].nunique()) if "index" in cases else len(cases)
+                # Row-level failures carry the row index; schema-level ones (a missing
+                # column, a wrong dtype) have none and fail every row of the batch.
+                row_level = cases["index"].notna() if "index" in cases else None
+                if row_level is None or not row_level.all():
+                    failing += batch.num_rows
+                else:
+                    failing += int(cases["index"].nunique())
                 if len(sample) < SAMPLE_ROWS:
                     sample += cases.head(SAMPLE_ROWS - len(sample)).astype(str).to_dict("records")
     return CheckOutcome(failing == 0, failing, sample, {"schema": schema_ref})

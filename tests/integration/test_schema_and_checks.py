@@ -700,12 +700,6 @@ def test_row_count_fails_on_an_empty_table_unless_allow_empty(pg, pg_conn, store
     assert (_meta(evaluation, "row_count"), _meta(evaluation, "min"), _meta(evaluation, "max")) == (1, 2, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a unique check on an empty partition (allow_empty: true) crashes the asset step: "
-    "quality.unique calls pa.Table.from_batches([]) on a 0-row Parquet file -> ValueError "
-    "'Must pass schema, or at least one RecordBatch' (after the load was already committed)",
-)
 def test_unique_check_on_an_empty_partition_passes(pg, pg_conn, store_settings):
     query(pg_conn, "CREATE TABLE things (id int)")
     source = PostgresSource.model_validate(
@@ -716,12 +710,6 @@ def test_unique_check_on_an_empty_partition_passes(pg, pg_conn, store_settings):
     assert _evaluations(result)["unique_id"].passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a range check on a timestamptz column with a date-only string bound ('2024-01-01') crashes "
-    "the asset step: quality._scalar casts the string to timestamp[us, tz=UTC] and Arrow raises "
-    "ArrowInvalid 'expected a zone offset' instead of the check being evaluated (or the registry rejecting it)",
-)
 def test_range_check_with_a_date_bound_on_a_timestamptz_column(pg, pg_conn, store_settings):
     query(pg_conn, "CREATE TABLE stamps (at timestamptz); INSERT INTO stamps VALUES ('2023-06-01 00:00+00')")
     source = PostgresSource.model_validate(
@@ -733,12 +721,6 @@ def test_range_check_with_a_date_bound_on_a_timestamptz_column(pg, pg_conn, stor
     assert not evaluation.passed and _meta(evaluation, "failing_rows") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a pandera check passes when a column its schema requires is not in the data (e.g. dropped "
-    "from the source): quality.pandera_schema counts failure_cases['index'].nunique(), which is 0 for pandera's "
-    "column_in_dataframe failure (index NaN), so failing_rows=0 and passed=True",
-)
 def test_pandera_check_fails_when_a_required_column_was_dropped(pg, pg_conn, store_settings):
     query(pg_conn, PRODUCTS_DDL + "; ALTER TABLE products DROP COLUMN status")
     source = _products(checks=[{"type": "pandera", "schema": "tests.quality_rules:products", "label": "products"}])

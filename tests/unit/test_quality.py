@@ -158,11 +158,6 @@ def test_unique_without_files_passes():
     assert quality.unique([], ["id"]).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: quality.unique on an empty (0-row) Parquet file raises ValueError "
-    "'Must pass schema, or at least one RecordBatch' (pa.Table.from_batches([])) instead of passing",
-)
 def test_unique_on_an_empty_file_passes(write):
     assert quality.unique([write({"id": pa.array([], pa.int64())})], ["id"]).passed
 
@@ -243,11 +238,6 @@ def test_range_date_with_string_bounds(write):
     assert outcome.failing_rows == 1 and outcome.sample == [{"d": "2024-03-01"}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: quality._scalar casts a fractional bound to an integer column's type with a safe cast: "
-    "value_range on an int column with min 0.5 raises ArrowInvalid 'Float value 0.5 was truncated'",
-)
 def test_range_fractional_bound_on_an_integer_column(write):
     outcome = quality.value_range([write({"n": [0, 1, 2]})], "n", 0.5, None)
     assert outcome.failing_rows == 1 and outcome.sample == [{"n": 0}]
@@ -279,12 +269,6 @@ def test_pandera_counts_failing_rows_over_files_and_batches(write, small_batches
     assert {s["column"] for s in outcome.sample} == {"amount"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: quality.pandera_schema passes when a column the schema requires is missing: pandera "
-    "reports a column_in_dataframe failure whose index is NaN, failure_cases['index'].nunique() is 0, "
-    "so failing_rows=0 and passed=True (the failure only shows in the sample)",
-)
 def test_pandera_fails_when_a_required_column_is_missing(write):
     outcome = quality.pandera_schema([write({"amount": [1, 2]})], "tests.quality_rules:needs_missing_column")
     assert not outcome.passed
