@@ -14,6 +14,7 @@ Freshness is a ``FreshnessPolicy`` on each asset (the registry's ``freshness_hou
 """
 
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,28 +52,30 @@ def declared_checks(source: Any) -> list[Any]:
     return checks
 
 
-def check_specs(key: dg.AssetKey, source: Any, reconcile: bool) -> list[dg.AssetCheckSpec]:
-    specs = [
-        dg.AssetCheckSpec(
-            STORED_OBJECT, asset=key, blocking=True,
-            description="The stored objects' MD5 and row counts match the tracking table.",
-        )
+def check_specs(
+    key: dg.AssetKey, source: Any, reconcile: bool, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetCheckSpec]:
+    """Specs of every check of ``source``, partitioned like its asset.
+
+    Partitioned check specs are a Dagster preview feature (pinned version): with
+    them the UI shows each check's result per partition.
+    """
+    named = [
+        (STORED_OBJECT, True, "The stored objects' MD5 and row counts match the tracking table."),
+        *(
+            [(RECONCILIATION, False, "The source's rows in the range read, counted again, equal the rows loaded.")]
+            if reconcile
+            else []
+        ),
+        *((c.name, c.blocking, c.description or f"{c.type} check") for c in declared_checks(source)),
     ]
-    if reconcile:
-        specs.append(
-            dg.AssetCheckSpec(
-                RECONCILIATION, asset=key,
-                description="The source's rows in the range read, counted again, equal the rows loaded.",
-            )
-        )
-    for check in declared_checks(source):
-        specs.append(
-            dg.AssetCheckSpec(
-                check.name, asset=key, blocking=check.blocking,
-                description=check.description or f"{check.type} check",
-            )
-        )
-    return specs
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(name, asset=key, blocking=blocking, description=description,
+                              partitions_def=partitions_def)
+            for name, blocking, description in named
+        ]
 
 
 def run_checks(

@@ -44,7 +44,7 @@ def build_file_family(
         pool=f"file_family_{family.name}",
         metadata={"directory": str(family.input_directory()), "glob": family.glob},
         tags={"source_kind": "files"},
-        check_specs=check_specs(key, family, reconcile=False),
+        check_specs=check_specs(key, family, reconcile=False, partitions_def=partitions_def),
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=family.freshness_hours)),
     )
     def _asset(

@@ -61,7 +61,7 @@ def build_postgres_asset(
             **({"watermark_column": source.watermark_column} if source.watermark_column else {}),
         },
         tags={"source_kind": "postgres"},
-        check_specs=check_specs(key, source, reconcile=True),
+        check_specs=check_specs(key, source, reconcile=True, partitions_def=partitions_def),
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours)),
     )
     def _asset(

@@ -114,6 +114,9 @@ def test_timestamp_partition_holds_its_own_day(orders, pg, store_settings):
     assert materialization.metadata["watermark_after"].value == "2024-03-02T10:00:00.000000+00:00"
     schema = materialization.metadata["dagster/column_schema"].value
     assert [c.name for c in schema.columns] == ["id", "amount", "updated_at"]
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {"stored_object_matches_record", "source_reconciliation", "row_count"} <= set(evaluations)
+    assert all(e.passed and e.partition == "2024-03-02" for e in evaluations.values())
 
     # The first partition also holds everything before the start date.
     _materialize(registry, pg, store_settings, "orders", "2024-03-01")
