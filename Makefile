@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test dev bootstrap summary bench stop-local
+.PHONY: install demo test dev bootstrap summary bench bench-quick stop-local
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,25 @@ bootstrap: $(STAMP)
 summary: $(STAMP)
 	$(BIN)/python -m platform_assets.cli summary
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+DLT_VENV := .venv-bench-dlt
+
+$(BENCH_STAMP): $(STAMP) setup.py
+	$(BIN)/pip install --quiet -e '.[dev,embedded,bench]'
+	touch $(BENCH_STAMP)
+
+$(DLT_VENV)/.installed:
+	$(PYTHON) -m venv $(DLT_VENV)
+	$(DLT_VENV)/bin/pip install --quiet 'dlt[sql-database,parquet,filesystem]' psycopg2-binary connectorx pyarrow
+	touch $(DLT_VENV)/.installed
+
+## Full benchmark suite (2M-row table, 1M-row CSV/NDJSON); results in benchmarks/results/.
+bench: $(BENCH_STAMP) $(DLT_VENV)/.installed
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## The same suite on small data, as CI runs it.
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
 
 ## Stop the embedded object store started by `make demo` / `make dev`.
 stop-local:

@@ -31,5 +31,12 @@ setup(
         ],
         # Embedded PostgreSQL for `make demo` on a machine with no PostgreSQL at all.
         "embedded": ["pgserver>=0.1.4"],
+        # Baselines and the chart of the benchmark suite (dlt runs in its own venv:
+        # its filesystem extra pins a botocore older than boto3 needs).
+        "bench": [
+            "duckdb==1.5.5",
+            "duckdb-extension-postgres==1.5.5",
+            "matplotlib>=3.8",
+        ],
     },
 )
