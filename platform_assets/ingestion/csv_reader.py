@@ -22,7 +22,7 @@ import pyarrow.csv as pa_csv
 from platform_assets.ingestion.errors import SchemaDetectionError
 from platform_assets.ingestion.text_types import convert, infer_type
 
-DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 QUOTE_SCAN_CHUNK = 8 * 1024 * 1024
 
 

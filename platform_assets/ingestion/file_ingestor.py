@@ -19,6 +19,7 @@ import glob
 import logging
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -223,13 +224,18 @@ def _ingest_file(
             return with_changes_metadata(schema, changes)
 
         services.store.ensure_bucket(services.bronze_bucket)
-        with tempfile.TemporaryDirectory(prefix="ingest-", dir=services.work_dir) as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="ingest-", dir=services.work_dir) as tmp,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-md5") as hashing,
+        ):
+            # The source checksum is computed on the other core while the file converts.
+            source_md5 = hashing.submit(file_md5, path)
             converted: ConvertedFile = convert(path, Path(tmp) / "data.parquet", check_schema)
             identity = tracking.FileIdentity(
                 file_path=str(path.resolve()),
                 size_bytes=before.st_size,
                 mtime_ns=before.st_mtime_ns,
-                content_md5=file_md5(path),
+                content_md5=source_md5.result(),
                 family=family,
             )
             after = _stat(path)

@@ -28,7 +28,7 @@ from platform_assets.ingestion.errors import SchemaDetectionError
 Layout = Literal["array", "ndjson"]
 CHUNK_RECORDS = 50_000
 READ_CHUNK = 4 * 1024 * 1024
-DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_EXACT_INT = 2**53
 _WHITESPACE = re.compile(r"[ \t\n\r]*")

@@ -1,20 +1,27 @@
 """Writes Arrow batches to a local Parquet file in large row groups.
 
 Batches are buffered up to ``row_group_bytes`` before a row group is written, so
-the file has few, large row groups while memory stays bounded.
+the file has few, large row groups while memory stays bounded. Row groups are
+encoded by a background thread (Arrow releases the GIL), so reading the next
+batches overlaps with writing; the file's MD5 is computed as it is written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from platform_assets.ingestion.hashing_io import HashingWriter
+
 DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024
 HASH_CHUNK = 8 * 1024 * 1024
+_CLOSE = object()
 
 
 @dataclass(frozen=True)
@@ -32,16 +39,22 @@ class ParquetSink:
         self._path = path
         self._schema = schema
         self._row_group_bytes = row_group_bytes
-        self._writer = pq.ParquetWriter(path, schema, compression="snappy")
+        self._output = HashingWriter(path)
+        self._writer = pq.ParquetWriter(pa.PythonFile(self._output, mode="w"), schema, compression="snappy")
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
         self._rows = 0
+        self._groups: queue.Queue = queue.Queue(maxsize=1)
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._write_groups, name="parquet-writer", daemon=True)
+        self._thread.start()
 
     @property
     def schema(self) -> pa.Schema:
         return self._schema
 
     def write(self, batch: pa.RecordBatch) -> None:
+        self._raise_writer_failure()
         if batch.num_rows == 0:
             return
         self._pending.append(batch)
@@ -52,19 +65,40 @@ class ParquetSink:
 
     def _flush(self) -> None:
         if self._pending:
-            table = pa.Table.from_batches(self._pending, schema=self._schema)
-            self._writer.write_table(table, row_group_size=table.num_rows)
+            self._groups.put(pa.Table.from_batches(self._pending, schema=self._schema))
         self._pending = []
         self._pending_bytes = 0
 
+    def _write_groups(self) -> None:
+        while (table := self._groups.get()) is not _CLOSE:
+            if self._failure:
+                continue  # drain: the failure is reported to the caller
+            try:
+                self._writer.write_table(table, row_group_size=table.num_rows)
+            except BaseException as e:
+                self._failure.append(e)
+
+    def _raise_writer_failure(self) -> None:
+        if self._failure:
+            raise self._failure[0]
+
     def close(self) -> ParquetFile:
         self._flush()
+        self._groups.put(_CLOSE)
+        self._thread.join()
+        self._raise_writer_failure()
         self._writer.close()
-        return ParquetFile(self._path, self._rows, self._path.stat().st_size, file_md5(self._path))
+        self._output.close()
+        return ParquetFile(self._path, self._rows, self._output.size, self._output.md5.hexdigest())
 
     def abort(self) -> None:
         self._pending = []
-        self._writer.close()
+        self._groups.put(_CLOSE)
+        self._thread.join()
+        try:
+            self._writer.close()
+        finally:
+            self._output.close()
 
 
 def file_md5(path: Path) -> str:
