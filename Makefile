@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,postgres-instance]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,7 +37,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 DLT_VENV := .venv-bench-dlt
 
 $(BENCH_STAMP): $(STAMP) setup.py
-	$(BIN)/pip install --quiet -e '.[dev,embedded,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,postgres-instance,bench]'
 	touch $(BENCH_STAMP)
 
 $(DLT_VENV)/.installed:

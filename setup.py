@@ -28,7 +28,13 @@ setup(
         "dev": [
             "pytest>=8",
             "moto[server]>=5",
+            # Property-based fuzzing of the readers and the type mapping.
+            "hypothesis>=6",
+            # An S3 server that checks SigV4 signatures (moto does not), for credential faults.
+            "nanio>=0.1.7",
         ],
+        # Production instance storage on PostgreSQL, pinned with the rest of the family.
+        "postgres-instance": ["dagster-postgres==0.29.27"],
         # Embedded PostgreSQL for `make demo` on a machine with no PostgreSQL at all.
         "embedded": ["pgserver>=0.1.4"],
         # Baselines and the chart of the benchmark suite (dlt runs in its own venv:
