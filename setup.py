@@ -34,7 +34,9 @@ setup(
             "nanio>=0.1.7",
         ],
         # Production instance storage on PostgreSQL, pinned with the rest of the family.
-        "postgres-instance": ["dagster-postgres==0.29.27"],
+        # SQLAlchemy 2.1 makes postgresql:// mean psycopg 3, which dagster-postgres
+        # does not install: keep the 2.0 line, where it means psycopg2.
+        "postgres-instance": ["dagster-postgres==0.29.27", "sqlalchemy>=2.0,<2.1"],
         # Embedded PostgreSQL for `make demo` on a machine with no PostgreSQL at all.
         "embedded": ["pgserver>=0.1.4"],
         # Baselines and the chart of the benchmark suite (dlt runs in its own venv:

@@ -71,8 +71,8 @@ def demo(partition: str) -> int:
 
     from dagster import DagsterInstance
 
-    from platform_assets.demo_data import create_demo_sources
     from platform_assets.definitions import MAIN_JOB, defs
+    from platform_assets.demo_data import create_demo_sources
 
     bootstrap()
     source = PostgresSettings.from_env().connect(application_name="data_platform:demo")

@@ -11,7 +11,10 @@ import dagster as dg
 from platform_assets.file_assets import build_file_family
 from platform_assets.postgres_assets import GROUP, build_postgres_asset
 from platform_assets.registry import Registry, load_registry
-from platform_resources.object_store_resources import StorageLayersResource, minio_s3_resource
+from platform_resources.object_store_resources import (
+    StorageLayersResource,
+    minio_s3_resource,
+)
 from platform_resources.postgres import PostgresResource
 
 MAIN_JOB = "ingest_postgres_sources"

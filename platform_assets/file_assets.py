@@ -2,17 +2,25 @@
 
 import hashlib
 import json
-
 from datetime import timedelta
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from platform_assets.asset_checks import StoredObject, check_specs, run_checks
-from platform_assets.file_partitions import ingested_identities, load_partition, plan_tick, scan
+from platform_assets.file_partitions import (
+    ingested_identities,
+    load_partition,
+    plan_tick,
+    scan,
+)
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.tracking import partition_objects
-from platform_assets.postgres_assets import build_services, schema_change_metadata
+from platform_assets.postgres_assets import (
+    build_services,
+    retry_transient_errors,
+    schema_change_metadata,
+)
 from platform_assets.registry import FileFamily, Registry
 from platform_resources.object_store_resources import StorageLayersResource
 from platform_resources.postgres import PostgresResource
@@ -41,7 +49,7 @@ def build_file_family(
         group_name=GROUP,
         partitions_def=partitions_def,
         kinds={family.format, "parquet", "s3"},
-        pool=f"file_family_{family.name}",
+        pool=family.pool,
         metadata={"directory": str(family.input_directory()), "glob": family.glob},
         tags={"source_kind": "files"},
         check_specs=check_specs(key, family, reconcile=False, partitions_def=partitions_def),
@@ -56,9 +64,10 @@ def build_file_family(
         storage_layers: StorageLayersResource,
     ) -> dg.MaterializeResult:
         services = build_services(source_db, platform_db, s3, storage_layers)
-        results = load_partition(
-            family, registry, context.partition_key, services, context.run.run_id, config.reload_ingested
-        )
+        with retry_transient_errors(context):
+            results = load_partition(
+                family, registry, context.partition_key, services, context.run.run_id, config.reload_ingested
+            )
         failed = [r for r in results if r["status"] == "failed"]
         if failed:
             raise IngestionError(

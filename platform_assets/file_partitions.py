@@ -13,8 +13,13 @@ from zoneinfo import ZoneInfo
 
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.csv_reader import CsvOptions
-from platform_assets.ingestion.errors import IngestionError
-from platform_assets.ingestion.file_ingestor import file_stem, ingest_csv_file, ingest_json_file, matching_files
+from platform_assets.ingestion.errors import IngestionError, TransientError
+from platform_assets.ingestion.file_ingestor import (
+    file_stem,
+    ingest_csv_file,
+    ingest_json_file,
+    matching_files,
+)
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.text_types import parse_pinned_type
 from platform_assets.registry import FileFamily, Registry
@@ -115,6 +120,8 @@ def load_partition(
                     family=family.name, partition_key=partition_key, dagster_run_id=dagster_run_id,
                     schema_policy=family.schema_policy,
                 )
+        except TransientError:
+            raise  # the store or database is unreachable: every file would fail; retry the run
         except IngestionError as e:
             log.error("%s: %s", candidate.path, e)
             results.append({"file": str(candidate.path), "status": "failed", "error": str(e)})

@@ -1,21 +1,26 @@
 """Dagster wiring for PostgreSQL sources: one daily-partitioned asset per registry entry."""
 
-from typing import Any
-
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from platform_assets.asset_checks import StoredObject, check_specs, run_checks
 from platform_assets.ingestion.engine import run_load
+from platform_assets.ingestion.errors import TransientError
+from platform_assets.ingestion.late_rows import stale_partitions
 from platform_assets.ingestion.reconciliation import count_source_rows
 from platform_assets.ingestion.schema_evolution import SchemaChanges
 from platform_assets.ingestion.services import Services
-from platform_assets.ingestion.late_rows import stale_partitions
 from platform_assets.postgres_partitions import partition_request, window_for
 from platform_assets.registry import PostgresSource, Registry
-from platform_resources.object_store_resources import StorageLayersResource, object_store
+from platform_resources.object_store_resources import (
+    StorageLayersResource,
+    object_store,
+)
 from platform_resources.postgres import PostgresResource
 
 GROUP = "bronze_postgres"
@@ -53,7 +58,7 @@ def build_postgres_asset(
         group_name=GROUP,
         partitions_def=partitions_def,
         kinds={"postgres", "parquet", "s3"},
-        pool=f"postgres_source_{source.name}",
+        pool=source.pool,
         metadata={
             "source": source.source_name,
             "load": kind,
@@ -73,9 +78,10 @@ def build_postgres_asset(
     ) -> dg.MaterializeResult:
         services = build_services(source_db, platform_db, s3, storage_layers)
         partition_key = context.partition_key
-        result = _materialize(services, source, registry, partition_key, context.run.run_id)
-        if source.load == "incremental" and source.watermark_type == "timestamp":
-            _refresh_late_partitions(context, services, source, registry, partition_key)
+        with retry_transient_errors(context):
+            result = _materialize(services, source, registry, partition_key, context.run.run_id)
+            if source.load == "incremental" and source.watermark_type == "timestamp":
+                _refresh_late_partitions(context, services, source, registry, partition_key)
         checks = run_checks(
             key,
             source,
@@ -93,6 +99,24 @@ def build_postgres_asset(
         return dg.MaterializeResult(metadata=materialization_metadata(result), check_results=checks)
 
     return _asset
+
+
+MAX_RETRIES = 3
+RETRY_BASE_SECONDS = 10
+
+
+@contextmanager
+def retry_transient_errors(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """Ask Dagster to retry the step, with exponential backoff, when a service was unreachable.
+
+    Errors in the data or the configuration are not retried: they would fail again.
+    """
+    try:
+        yield
+    except TransientError as e:
+        raise dg.RetryRequested(
+            max_retries=MAX_RETRIES, seconds_to_wait=RETRY_BASE_SECONDS * 2**context.retry_number
+        ) from e
 
 
 def _materialize(

@@ -14,8 +14,16 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
 from platform_assets.ingestion.text_types import parse_pinned_type
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_REGISTRY = Path(__file__).with_name("sources.yaml")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -145,6 +153,8 @@ class PostgresSource(_Checked):
     watermark_type: Literal["timestamp", "integer"] | None = None
     object_key: str = DEFAULT_OBJECT_KEY
     schema_policy: Literal["evolve", "freeze"] = "evolve"
+    pool: str = "postgres_source"
+    """Dagster concurrency pool: caps how many loads hit the source database at once."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -208,6 +218,7 @@ class FileFamily(_Checked):
     after_load: Literal["leave", "move"] = "leave"
     object_key: str = "files/{name}/{date}/{stem}.parquet"
     schema_policy: Literal["evolve", "freeze"] = "evolve"
+    pool: str = "file_ingest"
     sensor_interval_seconds: int = Field(default=30, ge=5)
 
     @field_validator("name")

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 # Parts of 16 MiB, two at a time: an upload holds at most ~32 MiB in memory.
 MULTIPART_BYTES = 16 * 1024 * 1024
@@ -15,7 +22,15 @@ UPLOAD_THREADS = 2
 
 
 class ObjectStoreError(Exception):
-    """The object store refused or could not be reached."""
+    """The object store refused or could not be reached.
+
+    ``transient`` is True when retrying may succeed: the store was unreachable, the
+    connection broke, or it answered with a 5xx/throttling error.
+    """
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
 
 
 class ObjectStore:
@@ -76,5 +91,17 @@ class ObjectStore:
     def _error(self, what: str, cause: Exception) -> ObjectStoreError:
         return ObjectStoreError(
             f"{what} at {self.endpoint_url}: {cause}; check that the object store is running "
-            "and reachable, the bucket exists and the credentials (MINIO_ACCESS_KEY/MINIO_SECRET_KEY) are right"
+            "and reachable, the bucket exists and the credentials (MINIO_ACCESS_KEY/MINIO_SECRET_KEY) are right",
+            transient=_is_transient(cause),
         )
+
+
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling"}
+
+
+def _is_transient(cause: Exception) -> bool:
+    if isinstance(cause, ClientError):
+        error = cause.response.get("Error", {})
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or error.get("Code") in _TRANSIENT_CODES
+    return isinstance(cause, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError))

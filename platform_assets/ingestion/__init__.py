@@ -5,7 +5,9 @@ from platform_assets.ingestion.errors import (
     SchemaContractError,
     SchemaDetectionError,
     SourceBusyError,
+    TransientError,
     WatermarkError,
 )
 
-__all__ = ["IngestionError", "SchemaContractError", "SchemaDetectionError", "SourceBusyError", "WatermarkError"]
+__all__ = ["IngestionError", "SchemaContractError", "SchemaDetectionError", "SourceBusyError", "TransientError",
+           "WatermarkError"]

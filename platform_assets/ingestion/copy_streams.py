@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.errors import IngestionError, TransientError
 from platform_assets.ingestion.pg_copy_reader import parse_copy_csv, read_copy
 from platform_assets.ingestion.type_mapping import ColumnMapping
 from platform_resources.config import PostgresSettings
@@ -110,7 +110,22 @@ def _psql_stream(
         if code != 0:
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
-            raise IngestionError(f"{source_name}: reading from PostgreSQL failed: {message}")
+            error = TransientError if _connection_lost(message) else IngestionError
+            raise error(f"{source_name}: reading from PostgreSQL failed: {message}")
+
+
+_CONNECTION_LOST = (
+    "could not connect",
+    "connection to server",
+    "server closed the connection",
+    "terminating connection",
+    "connection timed out",
+)
+
+
+def _connection_lost(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _CONNECTION_LOST)
 
 
 def _merged(streams: list[Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:

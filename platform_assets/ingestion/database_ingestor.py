@@ -13,8 +13,8 @@ import datetime as dt
 from typing import Any
 
 from platform_assets.ingestion.engine import LoadRequest, run_load
-from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.services import Services
 
 
 def extract_table_full(

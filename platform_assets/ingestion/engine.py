@@ -23,9 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.ingestion import pg_catalog, query_builder, tracking
+from platform_assets.ingestion.copy_streams import extract_batches, psql_executable
 from platform_assets.ingestion.errors import IngestionError, WatermarkError
-from platform_assets.ingestion.services import Services
-from platform_assets.ingestion.tracked_run import tracked_run
 from platform_assets.ingestion.load_planning import (
     LoadMode,
     WatermarkColumn,
@@ -35,17 +34,33 @@ from platform_assets.ingestion.load_planning import (
     window_range,
 )
 from platform_assets.ingestion.parquet_sink import ParquetSink
-from platform_assets.ingestion.copy_streams import extract_batches, psql_executable
 from platform_assets.ingestion.query_builder import ExtractRange
-from platform_assets.ingestion.schema_evolution import SchemaGate, SchemaPolicy, with_changes_metadata
-from platform_assets.ingestion.schema_metadata import column_entries, postgres_schema_metadata
+from platform_assets.ingestion.schema_evolution import (
+    SchemaGate,
+    SchemaPolicy,
+    with_changes_metadata,
+)
+from platform_assets.ingestion.schema_metadata import (
+    column_entries,
+    postgres_schema_metadata,
+)
+from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.source_session import (
     EXTRACT_APPLICATION_NAME,
     ExtractSnapshot,
     read_only_snapshot,
 )
-from platform_assets.ingestion.type_mapping import ColumnMapping, arrow_schema, map_column
-from platform_assets.ingestion.watermark_values import Window, WatermarkValue, check_column_type
+from platform_assets.ingestion.tracked_run import tracked_run
+from platform_assets.ingestion.type_mapping import (
+    ColumnMapping,
+    arrow_schema,
+    map_column,
+)
+from platform_assets.ingestion.watermark_values import (
+    WatermarkValue,
+    Window,
+    check_column_type,
+)
 
 log = logging.getLogger(__name__)
 

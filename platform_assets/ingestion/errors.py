@@ -13,7 +13,11 @@ class SchemaDetectionError(IngestionError):
     """The structure of a source could not be read or is not usable."""
 
 
-class SourceBusyError(IngestionError):
+class TransientError(IngestionError):
+    """A failure worth retrying as is: a service unreachable or a connection lost."""
+
+
+class SourceBusyError(TransientError):
     """Another run of the same source holds its lock."""
 
 

@@ -28,10 +28,21 @@ import pyarrow as pa
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import IngestionError
-from platform_assets.ingestion.file_convert import ConvertedFile, convert_csv, convert_json
+from platform_assets.ingestion.file_convert import (
+    ConvertedFile,
+    convert_csv,
+    convert_json,
+)
 from platform_assets.ingestion.parquet_sink import file_md5
-from platform_assets.ingestion.schema_evolution import SchemaGate, SchemaPolicy, with_changes_metadata
-from platform_assets.ingestion.schema_metadata import file_column_entries, file_schema_metadata
+from platform_assets.ingestion.schema_evolution import (
+    SchemaGate,
+    SchemaPolicy,
+    with_changes_metadata,
+)
+from platform_assets.ingestion.schema_metadata import (
+    file_column_entries,
+    file_schema_metadata,
+)
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.tracked_run import tracked_run
 

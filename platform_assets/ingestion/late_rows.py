@@ -16,9 +16,13 @@ from typing import Any
 from psycopg2 import sql
 
 from platform_assets.ingestion import tracking
-from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.load_planning import OpenTransactions
-from platform_assets.ingestion.query_builder import ExtractRange, range_condition, relation
+from platform_assets.ingestion.query_builder import (
+    ExtractRange,
+    range_condition,
+    relation,
+)
+from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.snapshot import Snapshot
 from platform_assets.ingestion.source_session import read_only_snapshot
 

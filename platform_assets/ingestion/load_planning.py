@@ -21,8 +21,8 @@ from platform_assets.ingestion.errors import WatermarkError
 from platform_assets.ingestion.query_builder import CatchUp, ExtractRange
 from platform_assets.ingestion.tracking import StoredWatermark
 from platform_assets.ingestion.watermark_values import (
-    Window,
     WatermarkValue,
+    Window,
     bound_for_column,
     format_value,
     later_of,

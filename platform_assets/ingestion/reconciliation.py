@@ -6,7 +6,12 @@ from typing import Any
 
 from psycopg2 import sql
 
-from platform_assets.ingestion.query_builder import ExtractRange, custom_query_text, range_condition, relation
+from platform_assets.ingestion.query_builder import (
+    ExtractRange,
+    custom_query_text,
+    range_condition,
+    relation,
+)
 from platform_assets.ingestion.source_session import read_only_snapshot
 from platform_resources.config import PostgresSettings
 

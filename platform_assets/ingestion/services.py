@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_assets.ingestion import tracking
-from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.errors import TransientError
 from platform_resources.config import ObjectStoreSettings, PostgresSettings
 from platform_resources.object_store import ObjectStore
 
@@ -44,7 +44,7 @@ class Services:
         try:
             conn = self.platform.connect(application_name="data_platform:tracking")
         except Exception as e:
-            raise IngestionError(
+            raise TransientError(
                 f"cannot connect to the platform database {self.platform.describe()}: "
                 f"{str(e).strip()}; check that PostgreSQL is running and the PG* settings"
             ) from e

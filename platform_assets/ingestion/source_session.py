@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg2
 
-from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.errors import IngestionError, TransientError
 from platform_assets.ingestion.load_planning import OpenTransactions
 from platform_assets.ingestion.snapshot import XID32, Snapshot
 from platform_resources.config import PostgresSettings
@@ -83,7 +83,7 @@ def read_only_snapshot(
     try:
         conn = settings.connect(application_name=EXTRACT_APPLICATION_NAME)
     except psycopg2.Error as e:
-        raise IngestionError(
+        raise TransientError(
             f"{source_name}: cannot connect to the source database {settings.describe()}: "
             f"{str(e).strip()}; check that PostgreSQL is running and the PG* settings"
         ) from e
@@ -115,6 +115,8 @@ def read_only_snapshot(
             yield cur, snapshot
             # Nothing an extract does may persist (READ ONLY still allows e.g. lo_create).
             cur.execute("ROLLBACK")
+    except psycopg2.OperationalError as e:
+        raise TransientError(f"{source_name}: the connection to the source failed: {str(e).strip()}") from e
     except psycopg2.Error as e:
         raise IngestionError(f"{source_name}: reading the source failed: {str(e).strip()}") from e
     finally:

@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from platform_assets.ingestion import tracking
-from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.errors import IngestionError, TransientError
 from platform_assets.ingestion.memory import bound_resident_memory
 from platform_assets.ingestion.object_keys import validate_object_key
 from platform_assets.ingestion.services import Services
+from platform_resources.object_store import ObjectStoreError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[
                 tracking.finish_failed(platform, run_id, str(e))
                 if isinstance(e, IngestionError):
                     raise
+                if isinstance(e, ObjectStoreError) and e.transient:
+                    raise TransientError(f"{start.source_name}: Failed to ingest: {e}") from e
                 raise IngestionError(f"{start.source_name}: Failed to ingest: {e}") from e
     finally:
         platform.close()

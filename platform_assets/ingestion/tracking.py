@@ -19,7 +19,11 @@ from typing import Any
 import psycopg2
 from psycopg2.extras import Json
 
-from platform_assets.ingestion.errors import IngestionError, SourceBusyError, WatermarkError
+from platform_assets.ingestion.errors import (
+    IngestionError,
+    SourceBusyError,
+    WatermarkError,
+)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 BOOTSTRAP_LOCK_KEY = "data_platform:bootstrap"

@@ -31,7 +31,6 @@ from platform_assets.ingestion.query_builder import (
 from platform_assets.ingestion.type_mapping import PgColumn, map_column
 
 
-
 def xid_condition(xip: str, xmax: int) -> str:
     """The rendered invisible-row condition; ``xip`` as psycopg2 renders the list literal."""
     return (

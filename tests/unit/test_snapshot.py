@@ -10,8 +10,13 @@ from __future__ import annotations
 import pytest
 from psycopg2 import sql
 
+from platform_assets.ingestion.snapshot import (
+    FIRST_NORMAL_XID,
+    HALF_XID32,
+    XID32,
+    Snapshot,
+)
 from platform_assets.ingestion.source_session import in_progress_subtransactions
-from platform_assets.ingestion.snapshot import FIRST_NORMAL_XID, HALF_XID32, XID32, Snapshot
 
 EPOCH1 = XID32  # xid8 values of the second epoch
 

@@ -12,9 +12,9 @@ import pytest
 from platform_assets.ingestion.errors import WatermarkError
 from platform_assets.ingestion.watermark_values import (
     Window,
+    bound_for_column,
     check_column_type,
     format_value,
-    bound_for_column,
     later_of,
     parse_value,
     partition_window,
