@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -71,7 +72,7 @@ class ObjectStore:
                     max_concurrency=UPLOAD_THREADS,
                 ),
             )
-        except (BotoCoreError, ClientError) as e:
+        except (BotoCoreError, ClientError, S3UploadFailedError) as e:
             raise self._error(f"upload to s3://{bucket}/{key} failed", e) from e
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
@@ -99,7 +100,13 @@ class ObjectStore:
 _TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling"}
 
 
-def _is_transient(cause: Exception) -> bool:
+def _is_transient(cause: BaseException) -> bool:
+    if isinstance(cause, S3UploadFailedError):
+        # boto3's transfer manager re-raises the reply's error as text; the original is its context.
+        original = cause.__context__
+        if original is not None and original is not cause:
+            return _is_transient(original)
+        return any(marker in str(cause) for marker in ("(500)", "(502)", "(503)", "(504)", *_TRANSIENT_CODES))
     if isinstance(cause, ClientError):
         error = cause.response.get("Error", {})
         status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -32,6 +33,7 @@ SESSION_OPTIONS = (
     "-c extra_float_digits=1 -c bytea_output=hex"
 )
 QUEUED_BATCHES_PER_STREAM = 1
+PSQL_EXIT_WAIT_SECONDS = 2
 _DONE = object()
 
 
@@ -99,7 +101,7 @@ def _psql_stream(
         try:
             yield from parse_copy_csv(
                 pa.PythonFile(process.stdout, mode="r"), mappings, source_name,
-                lambda: process.poll() not in (None, 0),
+                lambda: _exited_with_error(process),
             )
             process.stdout.close()
             code = process.wait()
@@ -110,8 +112,18 @@ def _psql_stream(
         if code != 0:
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
-            error = TransientError if _connection_lost(message) else IngestionError
+            if code < 0:
+                message = f"psql was killed by signal {-code} ({signal.Signals(-code).name}) {message}".strip()
+            error = TransientError if code < 0 or _connection_lost(message) else IngestionError
             raise error(f"{source_name}: reading from PostgreSQL failed: {message}")
+
+
+def _exited_with_error(process: subprocess.Popen) -> bool:
+    """Whether psql failed; a parse error at a cut-off row races its exit, so wait briefly."""
+    try:
+        return process.wait(timeout=PSQL_EXIT_WAIT_SECONDS) != 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 _CONNECTION_LOST = (

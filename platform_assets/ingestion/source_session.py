@@ -54,10 +54,12 @@ WHERE x <> ALL(%(xip)s::bigint[]) AND pg_xact_status(x::text::xid8) = 'in progre
 MAX_XID_SCAN = 5_000_000
 
 
-# Xids of backends that are not clients (autovacuum, ANALYZE): they write no user rows.
-_MAINTENANCE_XIDS_SQL = """
+# Xids that cannot write rows of this database: maintenance backends (autovacuum,
+# ANALYZE) and sessions connected to other databases of the same server.
+_OTHER_WRITERS_SQL = """
 SELECT backend_xid::text::bigint FROM pg_stat_activity
-WHERE backend_type <> 'client backend' AND backend_xid IS NOT NULL
+WHERE backend_xid IS NOT NULL
+  AND (backend_type <> 'client backend' OR datname IS DISTINCT FROM current_database())
 """
 
 
@@ -99,8 +101,8 @@ def read_only_snapshot(
             top_level = Snapshot.parse(snapshot_text)
             subtransactions = in_progress_subtransactions(cur, top_level)
             open_before = OpenTransactions(count, oldest, hidden or subtransactions is None)
-            cur.execute(_MAINTENANCE_XIDS_SQL)
-            maintenance = {row[0] for row in cur.fetchall()}
+            cur.execute(_OTHER_WRITERS_SQL)
+            not_ours = {row[0] for row in cur.fetchall()}
             export_id = None
             if export:
                 cur.execute("SELECT pg_export_snapshot()")
@@ -109,7 +111,7 @@ def read_only_snapshot(
                 top_level.with_in_progress(subtransactions or []),
                 taken_at,
                 open_before,
-                client_writers=any(x % XID32 not in maintenance for x in top_level.xip),
+                client_writers=any(x % XID32 not in not_ours for x in top_level.xip),
                 export_id=export_id,
             )
             yield cur, snapshot

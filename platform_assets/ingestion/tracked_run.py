@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg2
+
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.errors import IngestionError, TransientError
 from platform_assets.ingestion.memory import bound_resident_memory
@@ -37,11 +39,28 @@ def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[
             try:
                 yield platform, run_id
             except Exception as e:
-                tracking.finish_failed(platform, run_id, str(e))
+                _record_failure(platform, run_id, e, services)
                 if isinstance(e, IngestionError):
                     raise
+                if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+                    raise TransientError(
+                        f"{start.source_name}: the connection to the platform database "
+                        f"{services.platform.describe()} was lost: {str(e).strip()}"
+                    ) from e
                 if isinstance(e, ObjectStoreError) and e.transient:
                     raise TransientError(f"{start.source_name}: Failed to ingest: {e}") from e
                 raise IngestionError(f"{start.source_name}: Failed to ingest: {e}") from e
     finally:
         platform.close()
+
+
+def _record_failure(platform: Any, run_id: int, error: Exception, services: Services) -> None:
+    """Mark the run failed; when the platform database is unreachable the row stays
+    'running' and the next run of the source marks it failed."""
+    try:
+        tracking.finish_failed(platform, run_id, str(error))
+    except psycopg2.Error as e:
+        log.error(
+            "run %s: could not record its failure in %s (%s); the next run of the source will",
+            run_id, services.platform.describe(), str(e).strip(),
+        )

@@ -22,6 +22,7 @@ from psycopg2.extras import Json
 from platform_assets.ingestion.errors import (
     IngestionError,
     SourceBusyError,
+    TransientError,
     WatermarkError,
 )
 
@@ -87,9 +88,12 @@ def source_lock(conn: Any, source_name: str, wait_seconds: float) -> Iterator[No
     try:
         yield
     finally:
-        if not conn.closed:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"source:{source_name}",))
+        try:
+            if not conn.closed:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"source:{source_name}",))
+        except psycopg2.Error:
+            pass  # the session is gone, and its advisory lock with it
 
 
 def fail_stale_runs(conn: Any, source_name: str) -> int:
@@ -274,9 +278,15 @@ def commit_success(
                 )
             cur.execute("COMMIT")
         except Exception as e:
-            cur.execute("ROLLBACK")
-            raise IngestionError(
-                f"{source_name}: the data was stored but recording the run failed: {e}"
+            if not conn.closed:
+                try:
+                    cur.execute("ROLLBACK")
+                except psycopg2.Error:
+                    pass  # the connection is gone: the transaction died with it
+            error = TransientError if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)) else IngestionError
+            raise error(
+                f"{source_name}: the data was stored but recording the run failed: {str(e).strip()}; "
+                "the run stays 'running' until the next run of the source marks it failed"
             ) from e
 
 
