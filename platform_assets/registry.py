@@ -27,7 +27,7 @@ from platform_assets.ingestion.text_types import parse_pinned_type
 
 DEFAULT_REGISTRY = Path(__file__).with_name("sources.yaml")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # used with fullmatch: no trailing newline
 DEFAULT_OBJECT_KEY = "postgres/{name}/{date}/{name}.parquet"
 
 
@@ -161,7 +161,7 @@ class PostgresSource(_Checked):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError("must be lower_snake_case (letters, digits, underscores)")
         return value
 
@@ -224,7 +224,7 @@ class FileFamily(_Checked):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError("must be lower_snake_case (letters, digits, underscores)")
         return value
 

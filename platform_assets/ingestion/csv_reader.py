@@ -24,6 +24,7 @@ from platform_assets.ingestion.text_types import convert, infer_type
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 QUOTE_SCAN_CHUNK = 8 * 1024 * 1024
+MAX_HEADER_BLOCK_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,46 @@ def text_batches(path: Path, names: list[str], options: CsvOptions) -> Iterator[
     The last value is checked for an unterminated quote: pyarrow reads one to the
     end of the file without complaint, leaving that value holding the rest of the file.
     """
+    block_size = options.block_size
+    while True:
+        try:
+            yield from _text_batches(path, names, options, block_size)
+            return
+        except _HeaderBeyondBlock:
+            # pyarrow skips the header within its first block: a longer header needs a
+            # larger block; a file shorter than the block holds only the header.
+            if block_size >= _file_size(path):
+                return
+            if block_size >= MAX_HEADER_BLOCK_BYTES:
+                raise SchemaDetectionError(
+                    f"Failed to read CSV {path}: the header is longer than {MAX_HEADER_BLOCK_BYTES} bytes"
+                ) from None
+            block_size *= 4
+
+
+class _HeaderBeyondBlock(Exception):
+    pass
+
+
+def _file_size(path: Path) -> int:
+    if path.name.endswith(".gz"):
+        with open_input(path) as stream:
+            size = 0
+            while chunk := stream.read(QUOTE_SCAN_CHUNK):
+                size += len(chunk)
+            return size
+    return path.stat().st_size
+
+
+def _text_batches(
+    path: Path, names: list[str], options: CsvOptions, block_size: int
+) -> Iterator[pa.RecordBatch]:
     last: pa.RecordBatch | None = None
     try:
         with open_input(path) as stream:
             reader = pa_csv.open_csv(
                 stream,
-                read_options=_read_options(options, names),
+                read_options=_read_options(options, names, block_size),
                 parse_options=_parse_options(options),
                 convert_options=pa_csv.ConvertOptions(
                     column_types={n: pa.string() for n in names},
@@ -125,8 +160,10 @@ def text_batches(path: Path, names: list[str], options: CsvOptions) -> Iterator[
                     last = batch
                 yield batch
     except (pa.ArrowInvalid, OSError, EOFError) as e:
-        if "Empty CSV file" in str(e) or "Could not skip initial" in str(e):
-            return  # a header without data rows (and perhaps without a final newline)
+        if "Empty CSV file" in str(e):
+            return  # a header without data rows
+        if "Could not skip initial" in str(e):
+            raise _HeaderBeyondBlock from e
         raise SchemaDetectionError(f"Failed to read CSV {path}: {_reason(e)}") from e
     if last is not None and _may_hold_unclosed_quote(path, last):
         line = unclosed_quote_line(path, options)
@@ -220,11 +257,15 @@ def _skip_preamble(chunk: bytes, skip_rows: int) -> bytes:
     return chunk
 
 
-def _read_options(options: CsvOptions, column_names: list[str]) -> pa_csv.ReadOptions:
-    """Names given explicitly and the header line skipped (pyarrow would keep blank names)."""
+def _read_options(options: CsvOptions, column_names: list[str], block_size: int) -> pa_csv.ReadOptions:
+    """Names given explicitly and the header skipped (pyarrow would keep blank names).
+
+    pyarrow skips physical lines: a header with quoted line breaks spans several.
+    """
+    header_lines = 1 + sum(name.count("\n") for name in column_names)
     return pa_csv.ReadOptions(
-        block_size=options.block_size,
-        skip_rows=options.skip_rows + 1,
+        block_size=block_size,
+        skip_rows=options.skip_rows + header_lines,
         column_names=column_names,
         encoding=options.encoding,
     )

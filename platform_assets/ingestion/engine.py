@@ -33,7 +33,7 @@ from platform_assets.ingestion.load_planning import (
     next_watermark,
     window_range,
 )
-from platform_assets.ingestion.parquet_sink import ParquetSink
+from platform_assets.ingestion.parquet_sink import ParquetSink, preview_rows
 from platform_assets.ingestion.query_builder import ExtractRange
 from platform_assets.ingestion.schema_evolution import (
     SchemaGate,
@@ -236,7 +236,7 @@ def _extract(
                     if batch_max is not None and (loaded_max is None or batch_max > loaded_max):
                         loaded_max = batch_max
                 if not preview and batch.num_rows:
-                    preview = batch.slice(0, PREVIEW_ROWS).to_pylist()
+                    preview = preview_rows(batch, PREVIEW_ROWS)
                 sink.write(batch)
         except BaseException:
             sink.abort()

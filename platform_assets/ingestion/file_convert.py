@@ -12,7 +12,11 @@ import pyarrow as pa
 from platform_assets.ingestion import csv_reader, json_reader
 from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.parquet_sink import ParquetFile, ParquetSink
+from platform_assets.ingestion.parquet_sink import (
+    ParquetFile,
+    ParquetSink,
+    preview_rows,
+)
 from platform_assets.ingestion.text_types import Widen
 
 PREVIEW_ROWS = 5
@@ -100,7 +104,7 @@ def _write(
                 sink = ParquetSink(dest, schema_hook(batch.schema, pinned))
             batch = batch.replace_schema_metadata(sink.schema.metadata)
             if not preview and batch.num_rows:
-                preview = batch.slice(0, PREVIEW_ROWS).to_pylist()
+                preview = preview_rows(batch, PREVIEW_ROWS)
             sink.write(batch)
         if sink is None:
             if empty_schema is None:

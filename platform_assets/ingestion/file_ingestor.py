@@ -18,6 +18,7 @@ import datetime as dt
 import glob
 import logging
 import os
+import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -140,7 +141,12 @@ def matching_files(root: Path, pattern: str) -> list[Path]:
     paths = []
     for name in sorted(glob.glob(pattern, root_dir=root, recursive=True)):
         path = root / name
-        if not path.resolve().is_relative_to(resolved_root):
+        try:
+            inside = path.resolve().is_relative_to(resolved_root)
+        except (OSError, RuntimeError):
+            log.warning("skipping %s: its symlinks loop", path)
+            continue
+        if not inside:
             continue  # a symlink pointing outside the input directory
         paths.append(path)
     return paths
@@ -301,6 +307,9 @@ def _stat(path: Path) -> os.stat_result:
         raise IngestionError(f"{path} does not exist")
     if path.is_dir():
         raise IngestionError(f"{path} is a directory, not a file")
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise IngestionError(f"{path} is not a regular file (a pipe, socket or device); nothing was read")
     if not os.access(path, os.R_OK):
         raise IngestionError(f"{path} is not readable by this process (check its permissions)")
-    return path.stat()
+    return status

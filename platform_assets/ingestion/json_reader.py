@@ -323,6 +323,8 @@ def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> It
     with open_input(path) as stream:
         first = pa_json.open_json(stream, read_options=read_options)
         schema = _as_exact_schema(first.schema)
+    if not schema.names:
+        raise pa.ArrowInvalid("records without fields; reading exactly")
     with open_input(path) as stream:
         reader = pa_json.open_json(
             stream,

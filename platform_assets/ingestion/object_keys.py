@@ -1,4 +1,4 @@
-"""Object keys in the bronze bucket."""
+"""Object keys in the bronze bucket, and names stored in the tracking tables."""
 
 from __future__ import annotations
 
@@ -7,8 +7,26 @@ from platform_assets.ingestion.errors import IngestionError
 MAX_KEY_BYTES = 1024
 
 
+def check_storable(**texts: str | None) -> None:
+    """Refuse names that cannot even be recorded in PostgreSQL (NUL, lone surrogates).
+
+    Keyword names label the value in the message (``object_key`` reads "object key").
+    """
+    for name, text in texts.items():
+        field = name.replace("_", " ")
+        if text is None:
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise IngestionError(f"{field} {text!r} is not valid Unicode text") from e
+        if "\x00" in text:
+            raise IngestionError(f"{field} {text!r} contains a NUL character")
+
+
 def validate_object_key(key: str) -> None:
     """Refuse keys that S3 would reject or that escape their prefix."""
+    check_storable(object_key=key)
     parts = key.split("/")
     if (
         not key

@@ -101,6 +101,22 @@ class ParquetSink:
             self._output.close()
 
 
+def preview_rows(batch: pa.RecordBatch, rows: int) -> list[dict]:
+    """The first rows as Python values; values Python cannot hold (year 0) as text."""
+    head = batch.slice(0, rows)
+    try:
+        return head.to_pylist()
+    except (OverflowError, ValueError):
+        return pa.RecordBatch.from_arrays(
+            [column.cast(pa.string()) if _castable(column.type) else column for column in head.columns],
+            names=head.schema.names,
+        ).to_pylist()
+
+
+def _castable(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_temporal(arrow_type) or pa.types.is_decimal(arrow_type)
+
+
 def file_md5(path: Path) -> str:
     digest = hashlib.md5()
     with path.open("rb") as f:

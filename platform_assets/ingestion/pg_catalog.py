@@ -104,8 +104,11 @@ def _describe(cur: Any, select: str, source_name: str) -> list[PgColumn]:
             and type_name == "numeric"
             and c.precision is not None
             and c.precision <= MAX_NUMERIC_PRECISION
+            and c.scale is not None
         ):
-            precision_scale = (c.precision, c.scale)
+            # psycopg2 decodes the scale without its sign (PG15 allows negative scales,
+            # stored as 11-bit two's complement).
+            precision_scale = (c.precision, c.scale - 2048 if c.scale & 0x400 else c.scale)
         columns.append(
             PgColumn(
                 name=c.name,

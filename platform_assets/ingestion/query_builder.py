@@ -14,6 +14,9 @@ from typing import Any
 
 from psycopg2 import sql
 
+# The only types a range casts its bounds to (the watermark column types); a recorded
+# range read back from the tracking tables is checked against them before use.
+WATERMARK_CAST_TYPES = frozenset({"timestamp", "timestamptz", "date", "int2", "int4", "int8"})
 _TRAILING = re.compile(r"[\s;]+$")
 _COMMENTS_ONLY = re.compile(r"(\s*--[^\n]*)+\s*$")
 
@@ -92,6 +95,11 @@ def range_condition(extract_range: ExtractRange) -> sql.Composable:
     """
     if extract_range.is_full:
         return sql.SQL("TRUE")
+    if extract_range.cast_type not in WATERMARK_CAST_TYPES:
+        raise ValueError(
+            f"extract range cast type {extract_range.cast_type!r} is not a watermark type "
+            f"{sorted(WATERMARK_CAST_TYPES)}; a recorded range may have been altered"
+        )
     column = sql.Identifier(extract_range.column)
     cast_type = sql.SQL(extract_range.cast_type)
 

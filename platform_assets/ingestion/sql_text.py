@@ -1,8 +1,13 @@
-"""Lexical checks of a user's custom query before it is wrapped in ``SELECT ... FROM (<query>)``.
+"""Checks of a user's custom query before it is wrapped in ``SELECT ... FROM (<query>)``.
 
-The query must be one statement that stays inside its parentheses: a ``;`` or an
-unmatched ``)`` outside strings, quoted identifiers, dollar quotes and comments
-could end the wrapper and start statements of its own (``COMMIT; DROP ...``).
+Queries reach PostgreSQL through the simple query protocol, where ``;`` separates
+statements: a query that closed the wrapper could ``COMMIT`` the read-only
+transaction and run statements of its own. No lexer of ours can follow every
+corner of PostgreSQL's (``$`` inside identifiers, non-ASCII dollar-quote tags...),
+so a custom query may not contain ``;`` at all, even inside a string (write
+``chr(59)`` there), once trailing semicolons are stripped. Parentheses must also
+balance outside strings, identifiers, dollar quotes and comments, so the query
+stays inside its wrapper.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 def check_single_statement(query: str, source_name: str) -> None:
     """Raise IngestionError unless ``query`` is a single statement with balanced parentheses."""
-    problem = _scan(query)
+    problem = "it contains ';' (not allowed anywhere in a custom query; use chr(59) in a string)" if ";" in query else _scan(query)
     if problem:
         raise IngestionError(
             f"{source_name}: the custom query is refused: {problem}. A custom query must be a "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import psycopg2
@@ -12,7 +13,7 @@ import psycopg2
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.errors import IngestionError, TransientError
 from platform_assets.ingestion.memory import bound_resident_memory
-from platform_assets.ingestion.object_keys import validate_object_key
+from platform_assets.ingestion.object_keys import check_storable, validate_object_key
 from platform_assets.ingestion.services import Services
 from platform_resources.object_store import ObjectStoreError
 
@@ -27,7 +28,15 @@ def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[
     first. An exception inside the block marks this run ``failed`` with its message
     and leaves as an IngestionError; the block itself commits ``success``.
     """
-    validate_object_key(start.object_key)
+    refusal = _unstorable(start)
+    if refusal is not None:
+        start = replace(
+            start,
+            source_name=escaped(start.source_name),
+            object_key=escaped(start.object_key),
+            uri=escaped(start.uri),
+            partition_key=None if start.partition_key is None else escaped(start.partition_key),
+        )
     bound_resident_memory()
     platform = services.connect_platform()
     try:
@@ -37,6 +46,9 @@ def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[
                 log.warning("%s: marked %d stale running row(s) failed", start.source_name, stale)
             run_id = tracking.start_run(platform, start)
             try:
+                if refusal is not None:
+                    raise refusal
+                validate_object_key(start.object_key)
                 yield platform, run_id
             except Exception as e:
                 _record_failure(platform, run_id, e, services)
@@ -64,3 +76,17 @@ def _record_failure(platform: Any, run_id: int, error: Exception, services: Serv
             "run %s: could not record its failure in %s (%s); the next run of the source will",
             run_id, services.platform.describe(), str(e).strip(),
         )
+
+
+def _unstorable(start: tracking.RunStart) -> IngestionError | None:
+    try:
+        check_storable(source_name=start.source_name, object_key=start.object_key,
+                       partition_key=start.partition_key)
+    except IngestionError as e:
+        return e
+    return None
+
+
+def escaped(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as escapes, so it can be recorded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

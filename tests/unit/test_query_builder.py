@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from platform_assets.ingestion import query_builder
 from platform_assets.ingestion.pg_catalog import describe_query
 from platform_assets.ingestion.query_builder import (
     CatchUp,
@@ -166,7 +167,19 @@ def test_values_are_quoted_literals_cast_to_the_column_type(render) -> None:
 INJECTION = "2024-01-01' OR '1'='1"
 
 
-def test_a_quote_in_a_value_does_not_widen_the_selection(render, fetch) -> None:
+@pytest.fixture
+def text_ranges(monkeypatch):
+    """Allow ``text`` bounds, to check literal quoting on plain strings (watermarks are never text)."""
+    monkeypatch.setattr(query_builder, "WATERMARK_CAST_TYPES", query_builder.WATERMARK_CAST_TYPES | {"text"})
+
+
+@pytest.mark.parametrize("cast_type", ["text", "int8); DROP TABLE x; --", "timestamptz) OR (TRUE"])
+def test_a_cast_type_that_is_not_a_watermark_type_is_refused(cast_type: str) -> None:
+    with pytest.raises(ValueError, match="not a watermark type"):
+        where_clause(ExtractRange(column="c", cast_type=cast_type, lower="1"))
+
+
+def test_a_quote_in_a_value_does_not_widen_the_selection(render, fetch, text_ranges) -> None:
     """The value is compared as one text; its ``OR '1'='1'`` is never SQL."""
     where = where_clause(
         ExtractRange(column="s", cast_type="text", lower=INJECTION, lower_inclusive=True, upper=INJECTION, upper_inclusive=True)
@@ -195,7 +208,7 @@ def test_a_quote_in_a_value_for_a_timestamp_column_is_one_bad_timestamp(fetch) -
     "value",
     ["it's", "''", "back\\slash", "\\'", "100%", "%s", "%(lower)s", "%%", "{}", "{0}", "line\nbreak", "naïve ☃", "", " "],
 )
-def test_values_round_trip_through_the_literal(fetch, value: str) -> None:
+def test_values_round_trip_through_the_literal(fetch, value: str, text_ranges) -> None:
     """lower = upper = value (inclusive) selects exactly the row equal to value."""
     where = where_clause(
         ExtractRange(column="s", cast_type="text", lower=value, lower_inclusive=True, upper=value, upper_inclusive=True)
