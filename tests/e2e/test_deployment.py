@@ -114,7 +114,29 @@ def deployment(tmp_path, pg, pg_conn, store_settings):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        _stop_code_servers(home)
         query(pg_conn, f'DROP DATABASE IF EXISTS "{pg.dbname}_dagster" WITH (FORCE)')
+
+
+def _stop_code_servers(home: Path) -> None:
+    """Stop the gRPC code servers our webserver/daemon spawned (in sessions of their own).
+
+    They are found by the DAGSTER_HOME of this test in their environment, so nothing
+    else on the machine is touched.
+    """
+    marker = f"DAGSTER_HOME={home}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environment:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _graphql(port: int, document: str, variables: dict | None = None) -> dict:
