@@ -25,6 +25,10 @@ from urllib.parse import urlparse
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 LOCAL_DIR = PROJECT_DIR / ".local"
 ENV_FILE = LOCAL_DIR / "env"
+LOCAL_INSTANCE_CONFIG = (
+    "# Local instance (SQLite under this folder); deploy/dagster.yaml is the production one.\n"
+    "telemetry:\n  enabled: false\n"
+)
 PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 
@@ -87,6 +91,9 @@ def start() -> dict[str, str]:
     os.environ.update(settings)
     home = LOCAL_DIR / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    instance_config = home / "dagster.yaml"
+    if not instance_config.exists():
+        instance_config.write_text(LOCAL_INSTANCE_CONFIG)
     os.environ.setdefault("DAGSTER_HOME", str(home))
     settings.setdefault("DAGSTER_HOME", os.environ["DAGSTER_HOME"])
     ENV_FILE.write_text("".join(f"export {k}={v}\n" for k, v in sorted(settings.items())))
