@@ -126,10 +126,21 @@ Check = Annotated[
 
 
 class _Checked(_Strict):
+    """What every source has: a name, a description, quality checks, freshness."""
+
+    name: str
+    description: str | None = None
     checks: list[Check] = []
     allow_empty: bool = False
     freshness_hours: float = Field(default=26, gt=0)
     """The asset is stale when its last successful load is older than this."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
+        return value
 
     @model_validator(mode="after")
     def _unique_check_names(self) -> _Checked:
@@ -143,8 +154,6 @@ class _Checked(_Strict):
 class PostgresSource(_Checked):
     """One PostgreSQL source: a table/view (full or incremental) or a custom query."""
 
-    name: str
-    description: str | None = None
     schema_name: str = Field(default="public", alias="schema")
     table: str | None = None
     query: str | None = None
@@ -157,13 +166,6 @@ class PostgresSource(_Checked):
     """Dagster concurrency pool: caps how many loads hit the source database at once."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.fullmatch(value):
-            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
-        return value
 
     @field_validator("object_key")
     @classmethod
@@ -202,8 +204,6 @@ class FileFamily(_Checked):
     the day it arrived (its modification time in the registry's timezone).
     """
 
-    name: str
-    description: str | None = None
     directory: str
     glob: str
     format: Literal["csv", "json"]
@@ -220,13 +220,6 @@ class FileFamily(_Checked):
     schema_policy: Literal["evolve", "freeze"] = "evolve"
     pool: str = "file_ingest"
     sensor_interval_seconds: int = Field(default=30, ge=5)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.fullmatch(value):
-            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
-        return value
 
     @field_validator("glob")
     @classmethod

@@ -18,3 +18,24 @@ def query(conn: Any, sql: str, params: Any = None) -> list[tuple]:
     with conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall() if cur.description else []
+
+
+def dagster_resources(pg: Any, store_settings: Any) -> dict[str, Any]:
+    """The definitions' resources pointed at a test database and bucket."""
+    from dagster_aws.s3 import S3Resource
+
+    from platform_resources.object_store_resources import StorageLayersResource
+    from platform_resources.postgres import PostgresResource
+
+    db = PostgresResource(host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname)
+    return {
+        "source_db": db,
+        "platform_db": db,
+        "s3": S3Resource(
+            endpoint_url=store_settings.endpoint_url,
+            aws_access_key_id=store_settings.access_key,
+            aws_secret_access_key=store_settings.secret_key,
+            region_name="us-east-1",
+        ),
+        "storage_layers": StorageLayersResource(bronze_bucket=store_settings.buckets["bronze"]),
+    }

@@ -19,13 +19,11 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from platform_assets.definitions import build_definitions
 from platform_assets.registry import PostgresSource, Registry
-from platform_resources.object_store_resources import StorageLayersResource
-from platform_resources.postgres import PostgresResource
 from tests.faults.support import query, read_rows, runs
+from tests.helpers import dagster_resources
 
 SOURCE = PostgresSource(
     name="orders", table="orders", load="incremental", watermark_column="updated_at", watermark_type="timestamp",
@@ -33,19 +31,6 @@ SOURCE = PostgresSource(
 DAYS = 10
 
 
-def _resources(pg: Any, store_settings: Any) -> dict[str, Any]:
-    db = PostgresResource(host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname)
-    return {
-        "source_db": db,
-        "platform_db": db,
-        "s3": S3Resource(
-            endpoint_url=store_settings.endpoint_url,
-            aws_access_key_id=store_settings.access_key,
-            aws_secret_access_key=store_settings.secret_key,
-            region_name="us-east-1",
-        ),
-        "storage_layers": StorageLayersResource(bronze_bucket=store_settings.buckets["bronze"]),
-    }
 
 
 def _materialize(registry: Registry, pg: Any, store_settings: Any, partition: str) -> dg.ExecuteInProcessResult:
@@ -53,7 +38,7 @@ def _materialize(registry: Registry, pg: Any, store_settings: Any, partition: st
     return dg.materialize(
         [defs.get_assets_def(dg.AssetKey(["bronze", "postgres", "orders"]))],
         partition_key=partition,
-        resources=_resources(pg, store_settings),
+        resources=dagster_resources(pg, store_settings),
         raise_on_error=False,
     )
 

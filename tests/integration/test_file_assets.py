@@ -11,8 +11,8 @@ import pytest
 
 from platform_assets.definitions import build_definitions
 from platform_assets.registry import FileFamily, Registry
-from tests.helpers import query, read_parquet
-from tests.integration.test_postgres_assets import _Bucket, _resources
+from tests.helpers import dagster_resources, query, read_parquet
+from tests.integration.test_postgres_assets import _Bucket
 
 START = dt.date(2024, 3, 1)
 
@@ -40,14 +40,14 @@ def _materialize(family, pg, store_settings, partition, raise_on_error=True):
     return dg.materialize(
         [defs.get_assets_def(dg.AssetKey(["bronze", "files", family.name]))],
         partition_key=partition,
-        resources=_resources(pg, store_settings),
+        resources=dagster_resources(pg, store_settings),
         raise_on_error=raise_on_error,
     )
 
 
 def _tick(family, pg, store_settings, cursor):
     sensor = _defs(family).resolve_sensor_def(f"{family.name}_sensor")
-    with dg.build_sensor_context(cursor=cursor, resources=_resources(pg, store_settings)) as context:
+    with dg.build_sensor_context(cursor=cursor, resources=dagster_resources(pg, store_settings)) as context:
         result = sensor(context)
     return result.run_requests or [], result.cursor
 

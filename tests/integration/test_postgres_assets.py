@@ -8,30 +8,14 @@ import threading
 import dagster as dg
 import pyarrow as pa
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from platform_assets.definitions import build_definitions
 from platform_assets.registry import PostgresSource, Registry
-from platform_resources.object_store_resources import StorageLayersResource
-from platform_resources.postgres import PostgresResource
-from tests.helpers import query, read_parquet
+from tests.helpers import dagster_resources, query, read_parquet
 
 START = dt.date(2024, 3, 1)
 
 
-def _resources(pg, store_settings) -> dict:
-    db = PostgresResource(host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname)
-    return {
-        "source_db": db,
-        "platform_db": db,
-        "s3": S3Resource(
-            endpoint_url=store_settings.endpoint_url,
-            aws_access_key_id=store_settings.access_key,
-            aws_secret_access_key=store_settings.secret_key,
-            region_name="us-east-1",
-        ),
-        "storage_layers": StorageLayersResource(bronze_bucket=store_settings.buckets["bronze"]),
-    }
 
 
 def _registry(*sources: PostgresSource) -> Registry:
@@ -47,7 +31,7 @@ def _materialize(registry, pg, store_settings, name, partition, raise_on_error=T
     return dg.materialize(
         [_asset(defs, name)],
         partition_key=partition,
-        resources=_resources(pg, store_settings),
+        resources=dagster_resources(pg, store_settings),
         raise_on_error=raise_on_error,
     )
 

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
-from dagster_aws.s3 import S3Resource
 
 from platform_assets.asset_checks import (
     RECONCILIATION,
@@ -38,9 +37,7 @@ from platform_assets.ingestion.schema_detector import (
 from platform_assets.ingestion.schema_evolution import PARQUET_METADATA_KEY
 from platform_assets.registry import FileFamily, PostgresSource, Registry
 from platform_resources.object_store import ObjectStore, ObjectStoreError
-from platform_resources.object_store_resources import StorageLayersResource
-from platform_resources.postgres import PostgresResource
-from tests.helpers import query
+from tests.helpers import dagster_resources, query
 
 START = dt.date(2024, 3, 1)
 NO_CHANGES = {"added": [], "removed": [], "type_changed": [], "nullability_changed": []}
@@ -49,19 +46,6 @@ NO_CHANGES = {"added": [], "removed": [], "type_changed": [], "nullability_chang
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _resources(pg, store_settings) -> dict:
-    db = PostgresResource(host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname)
-    return {
-        "source_db": db,
-        "platform_db": db,
-        "s3": S3Resource(
-            endpoint_url=store_settings.endpoint_url,
-            aws_access_key_id=store_settings.access_key,
-            aws_secret_access_key=store_settings.secret_key,
-            region_name="us-east-1",
-        ),
-        "storage_layers": StorageLayersResource(bronze_bucket=store_settings.buckets["bronze"]),
-    }
 
 
 class Bucket:
@@ -106,7 +90,7 @@ def _materialize(registry: Registry, key: dg.AssetKey, pg, store_settings, parti
     return dg.materialize(
         [defs.get_assets_def(key), *extra_assets],
         partition_key=partition,
-        resources=_resources(pg, store_settings),
+        resources=dagster_resources(pg, store_settings),
         raise_on_error=raise_on_error,
     )
 
