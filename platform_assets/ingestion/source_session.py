@@ -136,8 +136,3 @@ def in_progress_subtransactions(cur: Any, snapshot: Snapshot) -> list[int] | Non
         {"xmin": snapshot.xmin, "xmax": snapshot.xmax, "xip": list(snapshot.xip)},
     )
     return [row[0] % XID32 for row in cur.fetchall()]
-
-
-def open_transactions_now(cur: Any) -> OpenTransactions:
-    cur.execute(_OPEN_TRANSACTIONS_SQL, (EXTRACT_APPLICATION_NAME,))
-    return OpenTransactions(*cur.fetchone())

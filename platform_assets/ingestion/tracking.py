@@ -383,19 +383,6 @@ def already_ingested(conn: Any, file_path: str, size_bytes: int, mtime_ns: int) 
         return cur.fetchone()[0]
 
 
-def ingested_files(conn: Any, family: str, partition_key: str) -> list[dict[str, Any]]:
-    """The latest load of each file of a family's partition."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT DISTINCT ON (file_path) file_path, size_bytes, mtime_ns, content_md5, object_key, "
-            "run_id FROM data_platform.ingested_files WHERE family = %s AND partition_key = %s "
-            "ORDER BY file_path, id DESC",
-            (family, partition_key),
-        )
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
 def last_schema(conn: Any, source_name: str, family: str | None = None) -> list[dict[str, Any]] | None:
     """Columns of the last successful run of a source (of any file of ``family`` when given)."""
     with conn.cursor() as cur:
