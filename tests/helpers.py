@@ -39,3 +39,31 @@ def dagster_resources(pg: Any, store_settings: Any) -> dict[str, Any]:
         ),
         "storage_layers": StorageLayersResource(bronze_bucket=store_settings.buckets["bronze"]),
     }
+
+
+def write_input(directory: Any, name: str, data: str | bytes) -> Any:
+    """Write a source file under ``directory``; a ``.gz`` name is gzip-compressed."""
+    import gzip
+
+    path = directory / name
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    return path
+
+
+def tracking_runs(conn: Any, source_name: str | None = None) -> list[dict[str, Any]]:
+    """Rows of data_platform.ingestion_metadata (of one source), oldest first; [] before bootstrap."""
+    if query(conn, "SELECT to_regclass('data_platform.ingestion_metadata')")[0][0] is None:
+        return []
+    where, params = ("WHERE source_name = %s", (source_name,)) if source_name is not None else ("", None)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM data_platform.ingestion_metadata {where} ORDER BY id", params)
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def watermark_row(conn: Any, source: str) -> dict[str, Any] | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM data_platform.watermarks WHERE source_name = %s", (source,))
+        row = cur.fetchone()
+        return dict(zip([d.name for d in cur.description], row)) if row else None

@@ -30,6 +30,8 @@ from botocore.exceptions import ClientError
 from platform_assets.ingestion.services import Services
 from platform_resources.config import ObjectStoreSettings, PostgresSettings
 from platform_resources.object_store import ObjectStore
+from tests.helpers import tracking_runs as runs  # noqa: F401 (the suite imports it from here)
+from tests.helpers import watermark_row  # noqa: F401
 
 EXTRACT_APP = "data_platform:extract"
 
@@ -119,20 +121,8 @@ def query(conn: Any, sql: str, params: Any = None) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
-def runs(conn: Any, source: str) -> list[dict[str, Any]]:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT * FROM data_platform.ingestion_metadata WHERE source_name = %s ORDER BY id", (source,)
-        )
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def watermark_row(conn: Any, source: str) -> dict[str, Any] | None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT * FROM data_platform.watermarks WHERE source_name = %s", (source,))
-        row = cur.fetchone()
-        return dict(zip([d.name for d in cur.description], row)) if row else None
 
 
 def object_keys(client: Any, bucket: str, prefix: str = "") -> list[str]:

@@ -32,7 +32,8 @@ from platform_assets.ingestion.errors import (
 )
 from platform_resources.config import ObjectStoreSettings
 from platform_resources.object_store import ObjectStore
-from tests.helpers import query, read_parquet
+from tests.helpers import query, read_parquet, watermark_row
+from tests.helpers import tracking_runs as runs
 
 UTC = dt.UTC
 
@@ -49,21 +50,8 @@ def object_keys(services: Any, prefix: str = "") -> list[str]:
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
-def runs(conn: Any, source: str) -> list[dict[str, Any]]:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT * FROM data_platform.ingestion_metadata WHERE source_name = %s ORDER BY id",
-            (source,),
-        )
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def watermark_row(conn: Any, source: str) -> dict[str, Any] | None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT * FROM data_platform.watermarks WHERE source_name = %s", (source,))
-        row = cur.fetchone()
-        return dict(zip([d.name for d in cur.description], row)) if row else None
 
 
 def loaded(services: Any, key: str, *columns: str) -> list[tuple]:

@@ -31,6 +31,7 @@ from platform_assets.ingestion.file_ingestor import (
     ingest_json_file,
 )
 from tests.helpers import query, read_parquet
+from tests.helpers import tracking_runs as runs
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "files"
 GOOD = CORPUS / "good"
@@ -74,16 +75,6 @@ def tracking_exists(conn: Any) -> bool:
     return query(conn, "SELECT to_regclass('data_platform.ingestion_metadata') IS NOT NULL")[0][0]
 
 
-def runs(conn: Any, source_name: str | None = None) -> list[dict[str, Any]]:
-    if not tracking_exists(conn):
-        return []
-    if source_name is None:
-        return rows_as_dicts(conn, "SELECT * FROM data_platform.ingestion_metadata ORDER BY id")
-    return rows_as_dicts(
-        conn,
-        "SELECT * FROM data_platform.ingestion_metadata WHERE source_name = %s ORDER BY id",
-        (source_name,),
-    )
 
 
 def ledger(conn: Any) -> list[dict[str, Any]]:

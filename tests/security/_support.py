@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from psycopg2 import sql
 
 from tests.helpers import query
+from tests.helpers import tracking_runs as runs  # noqa: F401 (the suite imports it from here)
 
 T = TypeVar("T")
 
@@ -78,14 +79,6 @@ def tracking_exists(conn: Any) -> bool:
     return query(conn, "SELECT to_regclass('data_platform.ingestion_metadata') IS NOT NULL")[0][0]
 
 
-def runs(conn: Any, source_name: str | None = None) -> list[dict[str, Any]]:
-    if not tracking_exists(conn):
-        return []
-    where, params = ("WHERE source_name = %s", (source_name,)) if source_name is not None else ("", None)
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM data_platform.ingestion_metadata {where} ORDER BY id", params)
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
 def tracking_text(conn: Any) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -17,15 +16,11 @@ from platform_assets.ingestion.csv_reader import (
 )
 from platform_assets.ingestion.errors import SchemaDetectionError
 from platform_assets.ingestion.text_types import Widen
+from tests.helpers import write_input as write
 
 BOM = b"\xef\xbb\xbf"
 
 
-def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
-    path = tmp_path / name
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
-    return path
 
 
 # -------------------------------------------------------------------- unterminated quotes

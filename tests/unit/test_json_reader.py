@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -23,15 +22,11 @@ from platform_assets.ingestion.json_reader import (
     to_arrow,
     type_of,
 )
+from tests.helpers import write_input as write
 
 BOM = b"\xef\xbb\xbf"
 
 
-def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
-    path = tmp_path / name
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
-    return path
 
 
 def kinds(t: JType) -> object:
