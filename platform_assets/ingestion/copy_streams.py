@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from platform_assets.ingestion.errors import IngestionError, TransientError
-from platform_assets.ingestion.pg_copy_reader import parse_copy_csv, read_copy
+from platform_assets.ingestion.pg_copy_reader import parse_copy_text, read_copy
 from platform_assets.ingestion.type_mapping import ColumnMapping
 from platform_resources.config import PostgresSettings
 
@@ -99,7 +99,7 @@ def _psql_stream(
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env)
         try:
-            yield from parse_copy_csv(
+            yield from parse_copy_text(
                 pa.PythonFile(process.stdout, mode="r"), mappings, source_name,
                 lambda: _exited_with_error(process),
             )

@@ -203,4 +203,4 @@ def strip_statement(query: str) -> str:
 
 
 def copy_statement(select: str) -> str:
-    return f"COPY ({select}) TO STDOUT (FORMAT csv)"
+    return f"COPY ({select}) TO STDOUT (FORMAT text)"

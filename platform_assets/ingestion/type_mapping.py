@@ -1,8 +1,8 @@
 """PostgreSQL-to-Arrow type mapping, decided from the catalog, never from data.
 
-Rows are extracted with ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` and parsed by
-``pyarrow.csv`` with an explicit type per column. Each column therefore has three
-parts: the SQL expression selected, the Arrow type the CSV text is parsed as, and
+Rows are extracted with ``COPY (SELECT ...) TO STDOUT (FORMAT text)`` and parsed by
+``pyarrow.csv`` with an explicit type per column (see ``pg_copy_reader``). Each column
+therefore has three parts: the SQL expression selected, the Arrow type its text is parsed as, and
 the final Arrow type (different only where a conversion follows, e.g. bytea hex
 text to binary). Types without an exact Arrow twin keep their Postgres text form,
 so nothing is rounded or dropped.
@@ -19,7 +19,7 @@ MAX_DECIMAL128_PRECISION = 38
 
 
 class Conversion(str, Enum):
-    """How the parsed CSV column becomes the final column."""
+    """How the parsed column becomes the final column."""
 
     NONE = "none"
     HEX_TO_BINARY = "hex_to_binary"

@@ -86,8 +86,8 @@ def main(spec: dict[str, Any]) -> int:
         tracking.commit_success = lambda *args, **kwargs: _die()
     elif spec["kill_at"] == "during_extract":
         engine.PARALLEL_MIN_PAGES = 1  # a full read in parallel psql streams
-        parse = copy_streams.parse_copy_csv
-        copy_streams.parse_copy_csv = lambda reader, *args: parse(_SlowPipe(reader), *args)
+        parse = copy_streams.parse_copy_text
+        copy_streams.parse_copy_text = lambda reader, *args: parse(_SlowPipe(reader), *args)
         original = ParquetSink.write
 
         def write(self: ParquetSink, batch: Any) -> None:

@@ -401,3 +401,17 @@ def test_float_array_special_values(services: Any, pg_conn: Any) -> None:
     [row] = read_parquet(services, "farr/farr.parquet").to_pylist()
     assert math.isnan(row["f8"][0]) and row["f8"][1:] == [math.inf, -math.inf, 1.5]
     assert math.isnan(row["f4"][0]) and row["f4"][1:] == [-math.inf, 0.5]
+
+
+def test_text_with_every_copy_escape_round_trips(services: Any, pg_conn: Any) -> None:
+    """COPY's text format escapes these characters; each must come back as stored."""
+    values = ["", "\\", "\\N", "\\\\N", "a\tb", "a\nb", "a\rb", "\b\f\v", "end\\", "\\t literal", "plain"]
+    query(pg_conn, "CREATE TABLE escapes (v text)")
+    with pg_conn.cursor() as cur:
+        cur.executemany("INSERT INTO escapes VALUES (%s)", [(v,) for v in values] + [(None,)])
+    pg_conn.commit()
+    extract_table_full("escapes", "public", "esc/escapes.parquet", services=services)
+    stored = read_parquet(services, "esc/escapes.parquet").column("v").to_pylist()
+    assert sorted(stored, key=lambda v: (v is None, v or "")) == sorted(
+        values + [None], key=lambda v: (v is None, v or "")
+    )

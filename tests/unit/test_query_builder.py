@@ -419,7 +419,7 @@ def test_table_extract_runs_against_a_hostile_table_name(unit_conn, render) -> N
             assert cur.fetchall() == [(2, None), (3, [])]
             buf = io.BytesIO()
             cur.copy_expert(copy_statement(render(query)), buf)
-            assert buf.getvalue() == b'2,\n3,[]\n'
+            assert buf.getvalue() == b'2\t\\N\n3\t[]\n'
         finally:
             cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
@@ -514,7 +514,7 @@ def test_query_extract_copy_runs_with_percent_and_braces(unit_conn) -> None:
     buf = io.BytesIO()
     with unit_conn.cursor() as cur:
         cur.copy_expert(copy_statement(composed.as_string(cur)), buf)
-    assert buf.getvalue() == b"100%,{},%s %(x)s\n"
+    assert buf.getvalue() == b"100%\t{}\t%s %(x)s\n"
 
 
 def test_query_extract_puts_the_query_on_lines_of_its_own(render) -> None:
@@ -557,8 +557,8 @@ def test_describe_query_with_trailing_line_comment(unit_conn) -> None:
 @pytest.mark.parametrize(
     ("select", "expected"),
     [
-        ("SELECT 1", "COPY (SELECT 1) TO STDOUT (FORMAT csv)"),
-        ('SELECT "a" FROM "s"."t"', 'COPY (SELECT "a" FROM "s"."t") TO STDOUT (FORMAT csv)'),
+        ("SELECT 1", "COPY (SELECT 1) TO STDOUT (FORMAT text)"),
+        ('SELECT "a" FROM "s"."t"', 'COPY (SELECT "a" FROM "s"."t") TO STDOUT (FORMAT text)'),
     ],
 )
 def test_copy_statement(select: str, expected: str) -> None:
