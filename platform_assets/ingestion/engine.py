@@ -33,7 +33,7 @@ from platform_assets.ingestion.load_planning import (
     next_watermark,
     window_range,
 )
-from platform_assets.ingestion.parquet_sink import ParquetSink, preview_rows
+from platform_assets.ingestion.parquet_sink import FileFollower, ParquetSink, preview_rows
 from platform_assets.ingestion.query_builder import ExtractRange
 from platform_assets.ingestion.schema_evolution import (
     SchemaGate,
@@ -135,8 +135,13 @@ def _load(
     services.store.ensure_bucket(services.bronze_bucket)
     with tempfile.TemporaryDirectory(prefix="ingest-", dir=services.work_dir) as tmp:
         local = Path(tmp) / "data.parquet"
-        extract = _extract(request, services, stored, local, gate)
-        services.store.upload_file(local, services.bronze_bucket, request.object_key)
+        upload = services.store.growing_upload(local, services.bronze_bucket, request.object_key)
+        try:
+            extract = _extract(request, services, stored, local, gate, upload)
+            upload.complete(extract.file_size_bytes)
+        except BaseException:
+            upload.abort()
+            raise
 
     watermark_before = stored.value if stored else None
     watermark_after, watermark_update = _watermark_update(
@@ -200,6 +205,7 @@ def _extract(
     stored: tracking.StoredWatermark | None,
     local: Path,
     gate: SchemaGate,
+    upload: FileFollower,
 ) -> _Extract:
     export = psql_executable() is not None
     with read_only_snapshot(services.source, request.source_name, export) as (cur, snapshot):
@@ -222,7 +228,7 @@ def _extract(
         if changes.flagged:
             log.warning("%s: schema changed: %s", request.source_name, changes.describe())
         schema = with_changes_metadata(arrow_schema(mappings), changes)
-        sink = ParquetSink(local, schema)
+        sink = ParquetSink(local, schema, follower=upload)
         loaded_max: WatermarkValue | None = None
         preview: list[dict[str, Any]] = []
         try:

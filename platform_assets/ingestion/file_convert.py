@@ -13,6 +13,7 @@ from platform_assets.ingestion import csv_reader, json_reader
 from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import SchemaDetectionError
 from platform_assets.ingestion.parquet_sink import (
+    FileFollower,
     ParquetFile,
     ParquetSink,
     preview_rows,
@@ -39,7 +40,11 @@ def _no_hook(schema: pa.Schema, pinned: frozenset[str]) -> pa.Schema:
 
 
 def convert_csv(
-    path: Path, dest: Path, options: CsvOptions, schema_hook: SchemaHook = _no_hook
+    path: Path,
+    dest: Path,
+    options: CsvOptions,
+    schema_hook: SchemaHook = _no_hook,
+    follower: FileFollower | None = None,
 ) -> ConvertedFile:
     """CSV to Parquet; an unpinned column whose values stop fitting its type becomes text."""
     names = csv_reader.read_header(path, options)
@@ -59,6 +64,7 @@ def convert_csv(
                 file_format="csv",
                 pinned=pinned,
                 schema_hook=schema_hook,
+                follower=follower,
             )
         except Widen as e:
             if e.column in pinned:
@@ -70,12 +76,17 @@ def convert_csv(
     raise SchemaDetectionError(f"Failed to read CSV {path}: column types did not settle")
 
 
-def convert_json(path: Path, dest: Path, schema_hook: SchemaHook = _no_hook) -> ConvertedFile:
+def convert_json(
+    path: Path, dest: Path, schema_hook: SchemaHook = _no_hook, follower: FileFollower | None = None
+) -> ConvertedFile:
     """JSON array or NDJSON to Parquet (fast streaming path when the shape allows)."""
     layout = json_reader.detect_layout(path)
     if layout == "ndjson" and not json_reader.has_bom(path):
         try:
-            return _write(dest, json_reader.fast_ndjson_batches(path), None, "json", schema_hook=schema_hook)
+            return _write(
+                dest, json_reader.fast_ndjson_batches(path), None, "json",
+                schema_hook=schema_hook, follower=follower,
+            )
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
             pass  # the exact path below either succeeds or names the precise problem
     record_type = json_reader.infer_record_type(path, layout)
@@ -83,7 +94,8 @@ def convert_json(path: Path, dest: Path, schema_hook: SchemaHook = _no_hook) -> 
         raise SchemaDetectionError(f"Failed to read JSON {path}: it holds no fields (no records, or only empty objects)")
     empty = pa.schema([pa.field(n, json_reader.to_arrow(t)) for n, t in record_type.fields.items()])
     return _write(
-        dest, json_reader.exact_batches(path, layout, record_type), empty, "json", schema_hook=schema_hook
+        dest, json_reader.exact_batches(path, layout, record_type), empty, "json",
+        schema_hook=schema_hook, follower=follower,
     )
 
 
@@ -94,6 +106,7 @@ def _write(
     file_format: str,
     pinned: frozenset[str] = frozenset(),
     schema_hook: SchemaHook = _no_hook,
+    follower: FileFollower | None = None,
 ) -> ConvertedFile:
     """Write ``batches``; ``schema_hook`` sees the schema before anything is written."""
     sink: ParquetSink | None = None
@@ -101,7 +114,7 @@ def _write(
     try:
         for batch in batches:
             if sink is None:
-                sink = ParquetSink(dest, schema_hook(batch.schema, pinned))
+                sink = ParquetSink(dest, schema_hook(batch.schema, pinned), follower=follower)
             batch = batch.replace_schema_metadata(sink.schema.metadata)
             if not preview and batch.num_rows:
                 preview = preview_rows(batch, PREVIEW_ROWS)
@@ -109,7 +122,7 @@ def _write(
         if sink is None:
             if empty_schema is None:
                 raise SchemaDetectionError(f"Failed to read {file_format.upper()} {dest}: no records")
-            sink = ParquetSink(dest, schema_hook(empty_schema, pinned))
+            sink = ParquetSink(dest, schema_hook(empty_schema, pinned), follower=follower)
         schema = sink.schema
         return ConvertedFile(sink.close(), schema, file_format, preview, pinned)
     except BaseException:

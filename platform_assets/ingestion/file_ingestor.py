@@ -69,7 +69,7 @@ def ingest_csv_file(
     options = options or _default_csv_options(Path(file_path))
     return _ingest_file(
         Path(file_path), object_key, execution_date, "csv",
-        lambda path, dest, hook: convert_csv(path, dest, options, hook),
+        lambda path, dest, hook, follower: convert_csv(path, dest, options, hook, follower),
         services, family, partition_key, dagster_run_id, schema_policy,
     )
 
@@ -247,21 +247,27 @@ def _ingest_file(
         ):
             # The source checksum is computed on the other core while the file converts.
             source_md5 = hashing.submit(file_md5, path)
-            converted: ConvertedFile = convert(path, Path(tmp) / "data.parquet", check_schema)
-            identity = tracking.FileIdentity(
-                file_path=str(path.resolve()),
-                size_bytes=before.st_size,
-                mtime_ns=before.st_mtime_ns,
-                content_md5=source_md5.result(),
-                family=family,
-            )
-            after = _stat(path)
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                raise IngestionError(
-                    f"{path}: the file changed while it was being read (still being written?); "
-                    "nothing was stored, load it again once it is complete"
+            local = Path(tmp) / "data.parquet"
+            upload = services.store.growing_upload(local, services.bronze_bucket, object_key)
+            try:
+                converted: ConvertedFile = convert(path, local, check_schema, upload)
+                identity = tracking.FileIdentity(
+                    file_path=str(path.resolve()),
+                    size_bytes=before.st_size,
+                    mtime_ns=before.st_mtime_ns,
+                    content_md5=source_md5.result(),
+                    family=family,
                 )
-            services.store.upload_file(converted.parquet.path, services.bronze_bucket, object_key)
+                after = _stat(path)
+                if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                    raise IngestionError(
+                        f"{path}: the file changed while it was being read (still being written?); "
+                        "nothing was stored, load it again once it is complete"
+                    )
+                upload.complete(converted.parquet.size_bytes)
+            except BaseException:
+                upload.abort()
+                raise
         schema = file_schema_metadata(converted)
         tracking.commit_success(
             platform, run_id, path.name, ds,
