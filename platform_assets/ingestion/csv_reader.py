@@ -1,10 +1,13 @@
 """Streams a CSV file (optionally gzip-compressed) as typed Arrow batches.
 
-Every field is first read as text by pyarrow's streaming reader (one block in
-memory at a time); types are inferred from the first block (see ``text_types``)
-unless pinned, then each block is converted exactly. A later value that does not
-fit its inferred type raises ``Widen``; the caller restarts with that column as
-text. Unquoted empty fields are null, quoted empty fields (``""``) are empty strings.
+pyarrow's streaming reader holds one block in memory at a time. Types are inferred
+from the first block read as text (see ``text_types``) unless pinned; the file is
+then read again with booleans, dates and timestamps parsed directly by pyarrow
+(its parser accepts exactly what the text conversion would), while numbers are
+read as text and converted exactly (leading zeros stay text, no rounding). A later
+value that does not fit its type raises ``Widen``; the caller restarts with that
+column as text. Unquoted empty fields are null, quoted empty fields (``""``) are
+empty strings.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +25,22 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.text_types import convert, infer_type
+from platform_assets.ingestion.text_types import Widen, convert, infer_type
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 QUOTE_SCAN_CHUNK = 8 * 1024 * 1024
 MAX_HEADER_BLOCK_BYTES = 256 * 1024 * 1024
+_CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
+_QUOTED_VALUE = re.compile(r"'(.*)'")
+
+
+def _every_case(word: str) -> list[str]:
+    return ["".join(chars) for chars in itertools.product(*((c.lower(), c.upper()) for c in word))]
+
+
+# ``true``/``false`` in any case, as text_types reads booleans (and nothing else: no 1/0).
+TRUE_VALUES = _every_case("true")
+FALSE_VALUES = _every_case("false")
 
 
 @dataclass(frozen=True)
@@ -101,16 +117,20 @@ def _checked_names(path: Path, names: list[str]) -> list[str]:
     return names
 
 
-def text_batches(path: Path, names: list[str], options: CsvOptions) -> Iterator[pa.RecordBatch]:
-    """Every data row of the file as text columns named ``names``.
+def text_batches(
+    path: Path, names: list[str], options: CsvOptions, parsed: dict[str, pa.DataType] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Every data row of the file as columns named ``names``: text, except the columns
+    of ``parsed`` (booleans, dates, timestamps), parsed as those types by pyarrow.
 
     The last value is checked for an unterminated quote: pyarrow reads one to the
     end of the file without complaint, leaving that value holding the rest of the file.
+    A value of a ``parsed`` column that does not parse raises ``Widen``.
     """
     block_size = options.block_size
     while True:
         try:
-            yield from _text_batches(path, names, options, block_size)
+            yield from _text_batches(path, names, options, block_size, parsed or {})
             return
         except _HeaderBeyondBlock:
             # pyarrow skips the header within its first block: a longer header needs a
@@ -139,7 +159,7 @@ def _file_size(path: Path) -> int:
 
 
 def _text_batches(
-    path: Path, names: list[str], options: CsvOptions, block_size: int
+    path: Path, names: list[str], options: CsvOptions, block_size: int, parsed: dict[str, pa.DataType]
 ) -> Iterator[pa.RecordBatch]:
     last: pa.RecordBatch | None = None
     try:
@@ -149,8 +169,10 @@ def _text_batches(
                 read_options=_read_options(options, names, block_size),
                 parse_options=_parse_options(options),
                 convert_options=pa_csv.ConvertOptions(
-                    column_types={n: pa.string() for n in names},
+                    column_types={n: parsed.get(n, pa.string()) for n in names},
                     null_values=list(options.null_values),
+                    true_values=TRUE_VALUES,
+                    false_values=FALSE_VALUES,
                     strings_can_be_null=True,
                     quoted_strings_can_be_null=False,
                 ),
@@ -164,6 +186,11 @@ def _text_batches(
             return  # a header without data rows
         if "Could not skip initial" in str(e):
             raise _HeaderBeyondBlock from e
+        failed = _CONVERSION_ERROR.search(str(e))
+        column = names[int(failed.group(1))] if failed and int(failed.group(1)) < len(names) else None
+        if column in parsed:
+            value = _QUOTED_VALUE.search(str(e))
+            raise Widen(column, value.group(1) if value else None) from e
         raise SchemaDetectionError(f"Failed to read CSV {path}: {_reason(e)}") from e
     if last is not None and _may_hold_unclosed_quote(path, last):
         line = unclosed_quote_line(path, options)
@@ -176,7 +203,8 @@ def _text_batches(
 def _may_hold_unclosed_quote(path: Path, last: pa.RecordBatch) -> bool:
     """Cheap test: an unclosed quote leaves the last value spanning lines (or, in a file
     without a final newline, indistinguishable from a regular last value)."""
-    value = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
+    column = last.column(last.num_columns - 1)
+    value = column[last.num_rows - 1].as_py() if pa.types.is_string(column.type) else None
     if value is not None and ("\n" in value or "\r" in value):
         return True
     if path.name.endswith(".gz"):
@@ -192,15 +220,28 @@ def _may_hold_unclosed_quote(path: Path, last: pa.RecordBatch) -> bool:
 def typed_batches(
     path: Path, names: list[str], options: CsvOptions, types: dict[str, pa.DataType]
 ) -> Iterator[pa.RecordBatch]:
-    """Batches converted to ``types``; columns missing from ``types`` are inferred and added."""
-    for batch in text_batches(path, names, options):
-        for name, column in zip(names, batch.columns):
+    """Batches converted to ``types``; columns missing from ``types`` are inferred
+    from the first block and added."""
+    if any(n not in types for n in names):
+        first = next(text_batches(path, names, options), None)
+        if first is None:
+            return  # header only: nothing to infer from
+        for name, column in zip(names, first.columns):
             if name not in types:
                 types[name] = infer_type(column)
-        schema = pa.schema([pa.field(n, types[n]) for n in names])
+    parsed = {n: t for n, t in types.items() if _parsed_by_pyarrow(t)}
+    schema = pa.schema([pa.field(n, types[n]) for n in names])
+    for batch in text_batches(path, names, options, parsed):
         yield pa.RecordBatch.from_arrays(
-            [convert(c, types[n], n) for n, c in zip(names, batch.columns)], schema=schema
+            [c if n in parsed else convert(c, types[n], n) for n, c in zip(names, batch.columns)],
+            schema=schema,
         )
+
+
+def _parsed_by_pyarrow(arrow_type: pa.DataType) -> bool:
+    """Types whose pyarrow CSV parsing is exactly the text conversion's (numbers are
+    not: pyarrow reads ``007`` as 7, text_types keeps it as text)."""
+    return arrow_type == pa.bool_() or pa.types.is_date32(arrow_type) or pa.types.is_timestamp(arrow_type)
 
 
 def unclosed_quote_line(path: Path, options: CsvOptions) -> int | None:

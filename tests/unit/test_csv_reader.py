@@ -208,6 +208,35 @@ def test_typed_batches_raise_widen_for_a_later_block(tmp_path):
     assert table.column("n").to_pylist() == [str(i) for i in range(500)] + ["oops"]
 
 
+@pytest.mark.parametrize(
+    ("good", "bad", "arrow_type"),
+    [
+        ("2024-01-0{}", "2024-02-30", pa.date32()),
+        ("2024-01-01T10:0{}:00Z", "2024-01-01 10:00:00", pa.timestamp("us", tz="UTC")),
+        ("2024-01-01 10:0{}:00", "2024-01-01T10:00:00+02:00", pa.timestamp("us")),
+        ("TRUE", "yes", pa.bool_()),
+    ],
+)
+def test_columns_parsed_by_pyarrow_widen_like_the_others(tmp_path, good, bad, arrow_type):
+    """Booleans, dates and timestamps are parsed by pyarrow: a later misfit still names itself."""
+    rows = [good.format(i % 9 + 1) for i in range(500)]
+    path = write(tmp_path, "t.csv", "v,s\n" + "".join(f"{v},x\n" for v in rows) + f"{bad},y\n")
+    types: dict[str, pa.DataType] = {}
+    with pytest.raises(Widen) as excinfo:
+        list(typed_batches(path, ["v", "s"], CsvOptions(block_size=1024), types))
+    assert (excinfo.value.column, excinfo.value.value, types["v"]) == ("v", bad, arrow_type)
+
+
+def test_booleans_in_any_case_and_nothing_else(tmp_path):
+    path = write(tmp_path, "b.csv", "b,c\nTrue,1\nfALSE,2\n,3\ntrue,4\n")
+    types: dict[str, pa.DataType] = {}
+    table = pa.Table.from_batches(list(typed_batches(path, ["b", "c"], CsvOptions(), types)))
+    assert table.column("b").to_pylist() == [True, False, None, True]
+    path = write(tmp_path, "n.csv", "b\ntrue\n1\n")
+    with pytest.raises(Widen):
+        list(typed_batches(path, ["b"], CsvOptions(), {"b": pa.bool_()}))
+
+
 def test_typed_batches_respect_given_types(tmp_path):
     path = write(tmp_path, "t.csv", "amount,zip\n12.5,01234\n3,90210\n")
     types = {"amount": pa.decimal128(12, 2), "zip": pa.string()}
