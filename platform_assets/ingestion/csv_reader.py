@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from platform_assets.ingestion.errors import SchemaDetectionError
+from platform_assets.ingestion.memory import STREAM_BLOCK_BYTES
 from platform_assets.ingestion.text_types import Widen, convert, infer_type
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
@@ -118,7 +119,11 @@ def _checked_names(path: Path, names: list[str]) -> list[str]:
 
 
 def text_batches(
-    path: Path, names: list[str], options: CsvOptions, parsed: dict[str, pa.DataType] | None = None
+    path: Path,
+    names: list[str],
+    options: CsvOptions,
+    parsed: dict[str, pa.DataType] | None = None,
+    block_size: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Every data row of the file as columns named ``names``: text, except the columns
     of ``parsed`` (booleans, dates, timestamps), parsed as those types by pyarrow.
@@ -126,8 +131,9 @@ def text_batches(
     The last value is checked for an unterminated quote: pyarrow reads one to the
     end of the file without complaint, leaving that value holding the rest of the file.
     A value of a ``parsed`` column that does not parse raises ``Widen``.
+    ``block_size`` defaults to the options' (the block types are inferred from).
     """
-    block_size = options.block_size
+    block_size = block_size or options.block_size
     while True:
         try:
             yield from _text_batches(path, names, options, block_size, parsed or {})
@@ -221,9 +227,12 @@ def typed_batches(
     path: Path, names: list[str], options: CsvOptions, types: dict[str, pa.DataType]
 ) -> Iterator[pa.RecordBatch]:
     """Batches converted to ``types``; columns missing from ``types`` are inferred
-    from the first block and added."""
+    from the first block (``options.block_size``) and added. The rows are then read
+    in smaller blocks, which hold less memory (see ``memory.STREAM_BLOCK_BYTES``)."""
     if any(n not in types for n in names):
-        first = next(text_batches(path, names, options), None)
+        blocks = text_batches(path, names, options)
+        first = next(blocks, None)
+        blocks.close()  # releases the reader and its read-ahead now, not at garbage collection
         if first is None:
             return  # header only: nothing to infer from
         for name, column in zip(names, first.columns):
@@ -231,7 +240,8 @@ def typed_batches(
                 types[name] = infer_type(column)
     parsed = {n: t for n, t in types.items() if _parsed_by_pyarrow(t)}
     schema = pa.schema([pa.field(n, types[n]) for n in names])
-    for batch in text_batches(path, names, options, parsed):
+    stream_block = min(options.block_size, STREAM_BLOCK_BYTES)
+    for batch in text_batches(path, names, options, parsed, stream_block):
         yield pa.RecordBatch.from_arrays(
             [c if n in parsed else convert(c, types[n], n) for n, c in zip(names, batch.columns)],
             schema=schema,
@@ -309,6 +319,7 @@ def _read_options(options: CsvOptions, column_names: list[str], block_size: int)
         skip_rows=options.skip_rows + header_lines,
         column_names=column_names,
         encoding=options.encoding,
+        use_threads=False,
     )
 
 

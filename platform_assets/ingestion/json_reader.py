@@ -24,6 +24,7 @@ import pyarrow.json as pa_json
 
 from platform_assets.ingestion.csv_reader import open_input
 from platform_assets.ingestion.errors import SchemaDetectionError
+from platform_assets.ingestion.memory import STREAM_BLOCK_BYTES
 
 Layout = Literal["array", "ndjson"]
 CHUNK_RECORDS = 50_000
@@ -317,18 +318,19 @@ def exact_batches(path: Path, layout: Layout, record_type: JType) -> Iterator[pa
 def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
     """pyarrow's streaming reader with the first block's schema (timestamps kept as text).
 
+    The schema comes from a first block of ``block_size``; the rows are then streamed
+    in smaller blocks (``STREAM_BLOCK_BYTES``), which hold less memory.
     Raises pa.ArrowInvalid when a later block disagrees with that schema.
     """
-    read_options = pa_json.ReadOptions(block_size=block_size)
     with open_input(path) as stream:
-        first = pa_json.open_json(stream, read_options=read_options)
+        first = pa_json.open_json(stream, read_options=pa_json.ReadOptions(block_size=block_size))
         schema = _as_exact_schema(first.schema)
     if not schema.names:
         raise pa.ArrowInvalid("records without fields; reading exactly")
     with open_input(path) as stream:
         reader = pa_json.open_json(
             stream,
-            read_options=read_options,
+            read_options=pa_json.ReadOptions(block_size=min(block_size, STREAM_BLOCK_BYTES)),
             parse_options=pa_json.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
             ),

@@ -23,9 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from platform_assets.ingestion.hashing_io import HashingWriter
+from platform_assets.ingestion.memory import release_free_memory
 
 DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024
 HASH_CHUNK = 8 * 1024 * 1024
+TRIM_EVERY_BATCHES = 8  # also hand free pages back while a row group accumulates
 _CLOSE = object()
 
 
@@ -66,7 +68,10 @@ class ParquetSink:
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
         self._rows = 0
-        self._groups: queue.Queue = queue.Queue(maxsize=1)
+        self._groups: queue.Queue = queue.Queue()
+        # One row group in the writer's hands (queued or being encoded) while the next
+        # accumulates: memory holds at most two row groups.
+        self._writer_free = threading.Semaphore(1)
         self._failure: list[BaseException] = []
         self._thread = threading.Thread(target=self._write_groups, name="parquet-writer", daemon=True)
         self._thread.start()
@@ -84,24 +89,30 @@ class ParquetSink:
         self._rows += batch.num_rows
         if self._pending_bytes >= self._row_group_bytes:
             self._flush()
+        elif len(self._pending) % TRIM_EVERY_BATCHES == 0:
+            release_free_memory()
 
     def _flush(self) -> None:
         if self._pending:
+            self._writer_free.acquire()
             self._groups.put(pa.Table.from_batches(self._pending, schema=self._schema))
         self._pending = []
         self._pending_bytes = 0
 
     def _write_groups(self) -> None:
         while (table := self._groups.get()) is not _CLOSE:
-            if self._failure:
-                continue  # drain: the failure is reported to the caller
             try:
-                self._writer.write_table(table, row_group_size=table.num_rows)
-                if self._follower is not None:
-                    self._output.flush()
-                    self._follower.grown(self._output.size)
+                if not self._failure:  # after a failure, drain: it is reported to the caller
+                    self._writer.write_table(table, row_group_size=table.num_rows)
+                    if self._follower is not None:
+                        self._output.flush()
+                        self._follower.grown(self._output.size)
             except BaseException as e:
                 self._failure.append(e)
+            finally:
+                del table  # not held while waiting for the next one
+                self._writer_free.release()
+                release_free_memory()
 
     def _raise_writer_failure(self) -> None:
         if self._failure:

@@ -31,9 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.memory import STREAM_BLOCK_BYTES
 from platform_assets.ingestion.type_mapping import ColumnMapping, Conversion
 
-COPY_BLOCK_BYTES = 4 * 1024 * 1024
 PIPE_BUFFER_BYTES = 1024 * 1024
 COPY_NULL = "\\N"
 # The escapes COPY TO writes in text format (it never writes octal or hex escapes).
@@ -95,7 +95,7 @@ def parse_copy_text(
             # One thread per stream: parallel streams already keep the cores busy, and
             # pyarrow's own threads cost a third more CPU for no gain in wall time.
             read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=COPY_BLOCK_BYTES, use_threads=False
+                column_names=names, block_size=STREAM_BLOCK_BYTES, use_threads=False
             ),
             # A one-column row holding an empty string is an empty line in COPY's output.
             parse_options=pa_csv.ParseOptions(
