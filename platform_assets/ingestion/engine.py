@@ -33,6 +33,7 @@ from platform_assets.ingestion.load_planning import (
     next_watermark,
     window_range,
 )
+from platform_assets.ingestion.arrow_values import python_value
 from platform_assets.ingestion.parquet_sink import FileFollower, ParquetSink, preview_rows
 from platform_assets.ingestion.query_builder import ExtractRange
 from platform_assets.ingestion.schema_evolution import (
@@ -238,7 +239,7 @@ def _extract(
             ):
                 batch = _conform(batch, schema, request.source_name)
                 if watermark_column is not None and batch.num_rows:
-                    batch_max = pc.max(batch.column(watermark_column.name)).as_py()
+                    batch_max = python_value(pc.max(batch.column(watermark_column.name)))
                     if batch_max is not None and (loaded_max is None or batch_max > loaded_max):
                         loaded_max = batch_max
                 if not preview and batch.num_rows:
