@@ -213,7 +213,7 @@ class GrowingFileUpload:
                     if self._stopping:
                         return
                 self._send_part(self._sent, self._part_bytes)
-        except (BotoCoreError, ClientError, OSError) as e:
+        except Exception as e:  # handed to complete(), which falls back to a whole-file upload
             self._failure = e
 
     def _send_part(self, offset: int, length: int) -> None:

@@ -9,10 +9,13 @@ else goes through pyarrow as usual.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from typing import Any
 
 import pyarrow as pa
+
+_OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
 
 def python_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
@@ -35,4 +38,11 @@ def python_value(scalar: pa.Scalar) -> Any:
 
 
 def _zone(name: str) -> dt.tzinfo:
-    return dt.timezone.utc if name in ("UTC", "+00:00", "Z") else zoneinfo.ZoneInfo(name)
+    """A zone name (``UTC``, ``Europe/Paris``) or a fixed offset (``+05:30``), as Arrow allows."""
+    if name in ("UTC", "Z"):
+        return dt.timezone.utc
+    offset = _OFFSET.match(name)
+    if offset:
+        sign = -1 if offset.group(1) == "-" else 1
+        return dt.timezone(sign * dt.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+    return zoneinfo.ZoneInfo(name)

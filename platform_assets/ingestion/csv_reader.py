@@ -1,6 +1,6 @@
 """Streams a CSV file (optionally gzip-compressed) as typed Arrow batches.
 
-pyarrow's streaming reader holds one block in memory at a time. Types are inferred
+pyarrow's streaming reader reads the file block by block. Types are inferred
 from the first block read as text (see ``text_types``) unless pinned; the file is
 then read again with booleans, dates and timestamps parsed directly by pyarrow
 (its parser accepts exactly what the text conversion would), while numbers are

@@ -14,7 +14,7 @@ machine whose cores the server and the parser share.
 the psql processes that feed it). ``read_copy`` is the fallback without psql:
 psycopg2 pushes COPY data into a file object row by row while pyarrow's streaming
 CSV reader pulls from one, so the COPY runs in a thread that writes into an OS pipe
-and the caller's thread parses the other end. Memory holds one block at a time.
+and the caller's thread parses the other end. Memory holds a few blocks at a time.
 """
 
 from __future__ import annotations

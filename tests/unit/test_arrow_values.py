@@ -23,6 +23,14 @@ def test_zoned_values_are_aware_in_their_zone() -> None:
     assert tokyo[0].tzinfo == zoneinfo.ZoneInfo("Asia/Tokyo")
 
 
+def test_fixed_offset_zones() -> None:
+    [value] = python_values(pa.array([0], pa.int64()).cast(pa.timestamp("s", tz="+05:30")))
+    assert value.utcoffset() == dt.timedelta(hours=5, minutes=30)
+    assert value == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    [value] = python_values(pa.array([0], pa.int64()).cast(pa.timestamp("s", tz="-03:00")))
+    assert value.utcoffset() == -dt.timedelta(hours=3)
+
+
 def test_other_types_are_pyarrows_values() -> None:
     values = pa.array([1, None], pa.int64())
     assert python_values(values) == [1, None]
