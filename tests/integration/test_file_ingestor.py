@@ -936,3 +936,40 @@ def test_batch_skips_symlinks_pointing_outside(services, pg_conn, tmp_path):
         f"files/a.csv/{DS}/a.parquet", f"files/inside_link.csv/{DS}/inside_link.parquet"
     ]
     assert batch_ingest_files(directory, "linked_dir/*.csv", DS, services=services) == []
+
+
+def test_widening_after_parts_were_uploaded_stores_the_rewritten_file(
+    services, pg_conn, tmp_path, monkeypatch
+):
+    """A large CSV whose last row widens a column: the first attempt had already sent
+    parts of its Parquet file; the stored object is the second attempt's, whole."""
+    from platform_resources import object_store
+
+    monkeypatch.setattr(object_store, "GROWING_PART_BYTES", 5 * 1024 * 1024)
+    rows = 250_000
+    with (tmp_path / "large.csv").open("w") as f:
+        f.write("id,n,payload\n")
+        for i in range(rows):
+            f.write(f"{i},{i},{os.urandom(200).hex()}\n")
+        f.write(f"{rows},n/a,end\n")
+    path = tmp_path / "large.csv"
+    # three 32 MiB row groups before the misfit: the upload has time to send parts
+    assert path.stat().st_size > 96 * 1024 * 1024
+    uploads: list[int] = []
+    created = object_store.GrowingFileUpload._send_part
+
+    def counting_send_part(self, offset, length):
+        uploads.append(offset)
+        created(self, offset, length)
+
+    monkeypatch.setattr(object_store.GrowingFileUpload, "_send_part", counting_send_part)
+
+    result = ingest_csv_file(path, "files/large.parquet", DS, services=services)
+
+    assert uploads.count(0) >= 2  # the first attempt sent a part; the rewrite started again
+    table = assert_loaded(services, pg_conn, result, path, "files/large.parquet", "csv")
+    assert table.schema.field("n").type == pa.string()
+    assert table.num_rows == rows + 1
+    assert table.column("n").to_pylist()[-1] == "n/a"
+    listed = services.store.client.list_multipart_uploads(Bucket=services.bronze_bucket)
+    assert listed.get("Uploads", []) == []
