@@ -1,14 +1,21 @@
 """Postgres snapshots and the "committed after this snapshot" row test.
 
 An extract records ``pg_current_snapshot()`` (``xmin:xmax:xip1,xip2,...``, 64-bit
-xids). A row version whose 32-bit ``xmin`` is in ``xip`` or at/after ``xmax`` was
-committed after that snapshot, so that extract could not see it. The next run reads
-such rows again, which is how rows from transactions that were still open are
-picked up instead of being skipped by the watermark forever.
+xids, stored as text with the run). A row version whose ``xmin`` is in ``xip`` or
+at/after ``xmax`` was committed after that snapshot, so that extract could not see
+it. Later runs read such rows again, which is how rows from transactions that were
+still open are picked up instead of being skipped forever.
+
+A row carries only the low 32 bits of its xid. Comparing those modulo 2^32 with
+a stored snapshot, as PostgreSQL does internally, breaks once the stored snapshot is
+2^31 transactions old, or for a row frozen that long ago. The row's xid is
+therefore widened to 64 bits against the *current* snapshot (the most recent xid
+with those low bits that is older than its ``xmax``), then compared with the stored
+64-bit snapshot: exact for every row written within the last 2^32 transactions.
 
 ``xip`` lists top-level transactions only; rows written in a savepoint carry the
-subtransaction's xid. The extract therefore adds every xid that holds a
-``transactionid`` lock (subtransactions included) around the snapshot.
+subtransaction's xid. The extract therefore adds every in-progress xid
+(subtransactions included) around the snapshot.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ from dataclasses import dataclass
 from psycopg2 import sql
 
 XID32 = 1 << 32
-HALF_XID32 = 1 << 31
 FIRST_NORMAL_XID = 3
 
 
@@ -36,23 +42,29 @@ class Snapshot:
     def __str__(self) -> str:
         return f"{self.xmin}:{self.xmax}:{','.join(str(x) for x in self.xip)}"
 
-    def invisible_row_condition(self) -> sql.Composable:
+    def invisible_row_condition(self, reference_xmax: int | None = None) -> sql.Composable:
         """SQL true for row versions this snapshot could not see.
 
-        Compares 32-bit xids modulo 2^32, as Postgres itself does; frozen and
+        ``reference_xmax`` is the 64-bit ``xmax`` of the snapshot the query runs in;
+        by default the query reads it itself (once, as an InitPlan). Frozen and
         bootstrap xids (below 3) are always visible.
         """
         xid = sql.SQL("(xmin::text::bigint)")
-        return sql.SQL(
-            "({xid} >= {first} AND ({xid} = ANY({xip}::bigint[]) "
-            "OR (({xid} - {xmax} + {wrap}) % {wrap}) < {half}))"
-        ).format(
+        reference = (
+            sql.SQL("(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint)")
+            if reference_xmax is None
+            else sql.Literal(reference_xmax)
+        )
+        # the most recent 64-bit xid below the reference whose low 32 bits are the row's
+        widened = sql.SQL("({ref} - 1 - ((({ref} - 1) % {wrap} - {xid} + {wrap}) % {wrap}))").format(
+            ref=reference, xid=xid, wrap=sql.Literal(XID32)
+        )
+        return sql.SQL("({xid} >= {first} AND ({widened} >= {xmax} OR {widened} = ANY({xip}::bigint[])))").format(
             xid=xid,
             first=sql.Literal(FIRST_NORMAL_XID),
-            xip=sql.Literal([x % XID32 for x in self.xip]),
-            xmax=sql.Literal(self.xmax % XID32),
-            wrap=sql.Literal(XID32),
-            half=sql.Literal(HALF_XID32),
+            widened=widened,
+            xmax=sql.Literal(self.xmax),
+            xip=sql.Literal(list(self.xip)),
         )
 
     def with_in_progress(self, xids32: list[int]) -> Snapshot:

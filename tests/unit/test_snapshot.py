@@ -1,7 +1,8 @@
 """Unit tests for platform_assets.ingestion.snapshot.
 
 The row condition is evaluated by PostgreSQL itself: first over synthetic 32-bit
-xids (a VALUES list with a column named ``xmin``), then over real rows written
+xids (a VALUES list with a column named ``xmin``) against a chosen reference (the
+64-bit xmax of the snapshot the query would run in), then over real rows written
 before, during and after a snapshot taken with ``pg_current_snapshot()``.
 """
 
@@ -12,7 +13,6 @@ from psycopg2 import sql
 
 from platform_assets.ingestion.snapshot import (
     FIRST_NORMAL_XID,
-    HALF_XID32,
     XID32,
     Snapshot,
 )
@@ -62,66 +62,65 @@ def test_parse_accepts_server_output(fetch) -> None:
     [
         ("100:200:", "'{}'", 200),
         ("100:200:150,160", "ARRAY[150,160]", 200),
-        ("4294967396:4294967496:4294967446", "ARRAY[150]", 200),
-        (f"{EPOCH1 - 5}:{EPOCH1 + 7}:{EPOCH1 - 5},{EPOCH1 + 1}", f"ARRAY[{XID32 - 5},1]", 7),
-        (f"{5 * XID32 + 9}:{5 * XID32 + 9}:", "'{}'", 9),
-        (f"{XID32 - 1}:{XID32 - 1}:", "'{}'", XID32 - 1),
+        ("4294967396:4294967496:4294967446", "ARRAY[4294967446]", 4294967496),
+        (f"{5 * XID32 + 9}:{5 * XID32 + 9}:", "'{}'", 5 * XID32 + 9),
     ],
 )
-def test_condition_values_are_32_bit_literals(render, text: str, xip: str, xmax: int) -> None:
+def test_condition_compares_64_bit_values(render, text: str, xip: str, xmax: int) -> None:
     condition = Snapshot.parse(text).invisible_row_condition()
     assert isinstance(condition, sql.Composable)
     rendered = render(condition)
     assert f"= ANY({xip}::bigint[])" in rendered
-    assert f"- {xmax} + {XID32})" in rendered
+    assert f">= {xmax} OR" in rendered
+    assert "pg_snapshot_xmax(pg_current_snapshot())" in rendered  # the reference, read by the query
 
 
 def test_condition_constants(render) -> None:
-    text = render(Snapshot(1, 2, ()).invisible_row_condition())
+    text = render(Snapshot(1, 2, ()).invisible_row_condition(reference_xmax=10))
+    widened = f"(10 - 1 - (((10 - 1) % {XID32} - (xmin::text::bigint) + {XID32}) % {XID32}))"
     assert text == (
-        f"((xmin::text::bigint) >= {FIRST_NORMAL_XID} AND ((xmin::text::bigint) = ANY('{{}}'::bigint[]) "
-        f"OR (((xmin::text::bigint) - 2 + {XID32}) % {XID32}) < {HALF_XID32}))"
+        f"((xmin::text::bigint) >= {FIRST_NORMAL_XID} AND ({widened} >= 2 OR {widened} = ANY('{{}}'::bigint[])))"
     )
-    assert f") % {XID32})" in text  # a plain modulo operator: no placeholders, nothing doubled
-    assert "%%" not in text
+    assert "%%" not in text  # a plain modulo operator: no placeholders, nothing doubled
     assert "%(" not in text
 
 
 # --------------------------------------------------------------------------- synthetic xids
 
 
-def invisible(fetch, snapshot: str | Snapshot, xids: list[int]) -> list[bool]:
+def invisible(fetch, snapshot: str | Snapshot, xids: list[int], reference: int | None = None) -> list[bool]:
+    """Evaluate the condition over 32-bit ``xids``; ``reference`` defaults to the snapshot's xmax."""
     if isinstance(snapshot, str):
         snapshot = Snapshot.parse(snapshot)
-    condition = snapshot.invisible_row_condition()
+    condition = snapshot.invisible_row_condition(reference_xmax=reference or snapshot.xmax)
     values = sql.SQL(", ").join(sql.SQL("({}, {}::bigint)").format(sql.Literal(i), sql.Literal(x)) for i, x in enumerate(xids))
     query = sql.SQL("SELECT {} FROM (VALUES {}) AS t(i, xmin) ORDER BY i").format(condition, values)
     return [r[0] for r in fetch(query)]
 
 
+HALF = 1 << 31
+
+
 @pytest.mark.parametrize(
-    ("snapshot", "cases"),
+    ("snapshot", "reference", "cases"),
     [
         pytest.param(
-            "100:200:150,160",
+            "100:200:150,160", 300,
             {
                 0: False, 1: False, 2: False,  # invalid, bootstrap, frozen: always visible
                 3: False, 99: False, 100: False, 149: False,
                 150: True, 155: False, 160: True, 199: False,  # in xip / committed before
-                200: True, 201: True, 10**6: True,  # at/after xmax
-                200 + HALF_XID32 - 1: True,
-                200 + HALF_XID32: False,  # half the ring ahead: that is the past
-                XID32 - 1: False,
+                200: True, 201: True, 299: True,  # at/after xmax
             },
             id="plain",
         ),
         pytest.param(
-            f"{EPOCH1 + 100}:{EPOCH1 + 200}:{EPOCH1 + 150},{EPOCH1 + 160}",
+            f"{EPOCH1 + 100}:{EPOCH1 + 200}:{EPOCH1 + 150},{EPOCH1 + 160}", EPOCH1 + 400,
             {99: False, 150: True, 155: False, 160: True, 199: False, 200: True, 250: True},
             id="second-epoch",
         ),
         pytest.param(
-            f"{XID32 - 20}:{XID32 - 10}:{XID32 - 15}",
+            f"{XID32 - 20}:{XID32 - 10}:{XID32 - 15}", XID32 + 2000,
             {
                 XID32 - 30: False, XID32 - 15: True, XID32 - 12: False,
                 XID32 - 10: True, XID32 - 1: True,
@@ -131,20 +130,34 @@ def invisible(fetch, snapshot: str | Snapshot, xids: list[int]) -> list[bool]:
             id="xmax-near-wraparound",
         ),
         pytest.param(
-            f"{XID32 - 20}:{XID32 + 10}:{XID32 - 15},{XID32 + 5}",
+            f"{XID32 - 20}:{XID32 + 10}:{XID32 - 15},{XID32 + 5}", XID32 + 100,
             {XID32 - 15: True, XID32 - 14: False, 5: True, 6: False, 9: False, 10: True, 11: True},
             id="snapshot-spans-wraparound",
         ),
         pytest.param(
-            "741:741:",
-            {740: False, 741: True, 742: True, 3: False},
+            "741:741:", 741,
+            {740: False, 741 - HALF: False, 3: False},
             id="no-open-transactions",
+        ),
+        pytest.param(
+            # The stored snapshot is more than 2^31 transactions old: 32-bit arithmetic
+            # (modulo 2^32, as PostgreSQL compares) took a row written since for the past.
+            "100:200:", 200 + HALF + 50,
+            {(200 + HALF + 10) % XID32: True, (200 + HALF - 10) % XID32: True, 150: False},
+            id="snapshot-older-than-2^31-transactions",
+        ),
+        pytest.param(
+            # A row frozen long ago, more than 2^31 transactions before the stored snapshot,
+            # keeps its raw xmin: 32-bit arithmetic took it for a row written after it.
+            f"{EPOCH1 + 100}:{EPOCH1 + 200}:", EPOCH1 + 300,
+            {(EPOCH1 + 200 - HALF - 5) % XID32: False, (EPOCH1 + 200 - HALF - 1000) % XID32: False},
+            id="row-frozen-2^31-transactions-before-the-snapshot",
         ),
     ],
 )
-def test_condition_on_synthetic_xids(fetch, snapshot: str, cases: dict[int, bool]) -> None:
+def test_condition_on_synthetic_xids(fetch, snapshot: str, reference: int, cases: dict[int, bool]) -> None:
     xids = list(cases)
-    assert invisible(fetch, snapshot, xids) == [cases[x] for x in xids]
+    assert invisible(fetch, snapshot, xids, reference) == [cases[x] for x in xids]
 
 
 # --------------------------------------------------------------------------- with_in_progress
@@ -240,9 +253,11 @@ def test_with_in_progress_returns_a_new_snapshot() -> None:
 def test_in_progress_xids_become_invisible(fetch, snapshot: Snapshot, xids32: list[int], cases: dict[int, bool]) -> None:
     xids = list(cases)
     widened = snapshot.with_in_progress(xids32)
-    assert invisible(fetch, widened, xids) == [cases[x] for x in xids]
+    reference = snapshot.xmax + 1000
+    assert invisible(fetch, widened, xids, reference) == [cases[x] for x in xids]
     # without them, the added xids would count as committed before the snapshot
-    assert not any(invisible(fetch, snapshot, [x % XID32 for x in widened.xip if x not in snapshot.xip]))
+    added = [x % XID32 for x in widened.xip if x not in snapshot.xip]
+    assert not any(invisible(fetch, snapshot, added, reference))
 
 
 # --------------------------------------------------------------------------- real rows
@@ -254,7 +269,7 @@ def snapshot_now(cur) -> Snapshot:
 
 
 def invisible_ids(cur, table: sql.Composable, snapshot: Snapshot) -> dict[int, bool]:
-    condition = snapshot.invisible_row_condition()
+    condition = snapshot.invisible_row_condition()  # against the query's own current snapshot
     cur.execute(sql.SQL("SELECT id, {} FROM {} ORDER BY id").format(condition, table))
     return dict(cur.fetchall())
 
