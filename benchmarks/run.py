@@ -258,7 +258,7 @@ def prepare_data(settings: Settings, pg: PgTarget, paths: Paths) -> Data:
 
 def table_streams(pg: PgTarget, table: str) -> int:
     """How many COPY streams our extractor uses for ``table`` (as engine._selects decides)."""
-    from platform_assets.ingestion.engine import PARALLEL_MIN_PAGES, parallel_streams
+    from platform_assets.ingestion.pg_extract import PARALLEL_MIN_PAGES, parallel_streams
 
     conn = infra.connect(pg)
     try:

@@ -7,7 +7,9 @@ by column and batch), and are reported as Dagster asset check results:
   row count equal what the tracking table recorded;
 - ``row_count`` (unless declared): not empty, unless the source sets ``allow_empty``;
 - ``source_reconciliation`` (WARN, PostgreSQL sources): the source's rows in the
-  range the run read, counted again, equal the rows loaded;
+  range the run read, counted in the extract's own snapshot, equal the rows it read;
+- ``null_watermarks`` (WARN, incremental PostgreSQL sources): no row has a NULL
+  watermark that no load captured (the count and a sample of keys otherwise);
 - the registry's ``checks``.
 
 Freshness is a ``FreshnessPolicy`` on each asset (the registry's ``freshness_hours``).
@@ -15,7 +17,6 @@ Freshness is a ``FreshnessPolicy`` on each asset (the registry's ``freshness_hou
 
 import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from platform_assets.registry import RowCountCheck
 
 STORED_OBJECT = "stored_object_matches_record"
 RECONCILIATION = "source_reconciliation"
+NULL_WATERMARKS = "null_watermarks"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def declared_checks(source: Any) -> list[Any]:
 
 
 def check_specs(
-    key: dg.AssetKey, source: Any, reconcile: bool, partitions_def: dg.PartitionsDefinition
+    key: dg.AssetKey, source: Any, partitions_def: dg.PartitionsDefinition, from_postgres: bool
 ) -> list[dg.AssetCheckSpec]:
     """Specs of every check of ``source``, partitioned like its asset.
 
@@ -63,8 +65,15 @@ def check_specs(
     named = [
         (STORED_OBJECT, True, "The stored objects' MD5 and row counts match the tracking table."),
         *(
-            [(RECONCILIATION, False, "The source's rows in the range read, counted again, equal the rows loaded.")]
-            if reconcile
+            [(RECONCILIATION, False,
+              "The source's rows in the range read, counted in the extract's snapshot, equal the rows read.")]
+            if from_postgres
+            else []
+        ),
+        *(
+            [(NULL_WATERMARKS, False,
+              "No row has a NULL watermark that no load captured (such rows fall in no partition).")]
+            if from_postgres and source.watermark_column
             else []
         ),
         *((c.name, c.blocking, c.description or f"{c.type} check") for c in declared_checks(source)),
@@ -83,9 +92,10 @@ def run_checks(
     source: Any,
     services: Services,
     objects: list[StoredObject],
-    reconcile: Callable[[], int] | None = None,
+    load_result: dict[str, Any] | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """Evaluate every check of ``source`` on ``objects``."""
+    """Evaluate every check of ``source`` on ``objects``; PostgreSQL sources pass their
+    ``load_result`` (the engine's counts in the extract's snapshot)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="checks-", dir=services.work_dir) as tmp:
         files = []
@@ -94,8 +104,10 @@ def run_checks(
             services.store.download_file(services.bronze_bucket, stored.object_key, local)
             files.append(local)
         results.append(_result(key, STORED_OBJECT, "ERROR", _stored_objects(objects, files)))
-        if reconcile is not None:
-            results.append(_result(key, RECONCILIATION, "WARN", _reconciliation(objects, reconcile)))
+        if load_result is not None:
+            results.append(_result(key, RECONCILIATION, "WARN", _reconciliation(load_result)))
+            if getattr(source, "watermark_column", None):
+                results.append(_result(key, NULL_WATERMARKS, "WARN", _null_watermarks(load_result)))
         for check in declared_checks(source):
             results.append(_result(key, check.name, check.severity, evaluate(check, files)))
     return results
@@ -113,10 +125,17 @@ def _stored_objects(objects: list[StoredObject], files: list[Path]) -> CheckOutc
     return CheckOutcome(not mismatches, len(mismatches), mismatches[:5], {"objects": len(objects)})
 
 
-def _reconciliation(objects: list[StoredObject], count_source: Callable[[], int]) -> CheckOutcome:
-    loaded = sum(o.row_count for o in objects)
-    source = count_source()
-    return CheckOutcome(source == loaded, abs(source - loaded), [], {"source_rows": source, "loaded_rows": loaded})
+def _reconciliation(load: dict[str, Any]) -> CheckOutcome:
+    read, counted = load["rows_from_source"], load["source_count"]
+    details = {"source_rows": counted, "loaded_rows": read}
+    if load.get("merged"):
+        details["rows_kept_from_previous_object"] = load["rows_kept"]
+    return CheckOutcome(counted == read, abs((counted or 0) - read), [], details)
+
+
+def _null_watermarks(load: dict[str, Any]) -> CheckOutcome:
+    rows = load.get("null_watermark_rows") or 0
+    return CheckOutcome(rows == 0, rows, load.get("null_watermark_sample") or [], {"null_watermark_rows": rows})
 
 
 def _result(key: dg.AssetKey, name: str, severity: str, outcome: CheckOutcome) -> dg.AssetCheckResult:

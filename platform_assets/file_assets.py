@@ -52,7 +52,7 @@ def build_file_family(
         pool=family.pool,
         metadata={"directory": str(family.input_directory()), "glob": family.glob},
         tags={"source_kind": "files"},
-        check_specs=check_specs(key, family, reconcile=False, partitions_def=partitions_def),
+        check_specs=check_specs(key, family, partitions_def, from_postgres=False),
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=family.freshness_hours)),
     )
     def _asset(

@@ -9,13 +9,10 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from platform_assets.asset_checks import StoredObject, check_specs, run_checks
-from platform_assets.ingestion.engine import run_load
 from platform_assets.ingestion.errors import TransientError
-from platform_assets.ingestion.late_rows import stale_partitions
-from platform_assets.ingestion.reconciliation import count_source_rows
+from platform_assets.ingestion.partition_loader import load_partition
 from platform_assets.ingestion.schema_evolution import SchemaChanges
 from platform_assets.ingestion.services import Services
-from platform_assets.postgres_partitions import partition_request, window_for
 from platform_assets.registry import PostgresSource, Registry
 from platform_resources.object_store_resources import (
     StorageLayersResource,
@@ -45,12 +42,23 @@ def build_services(
     )
 
 
+REBUILD_TAG = "data_platform/rebuild"
+
+
+class PostgresPartitionConfig(dg.Config):
+    rebuild: bool = False
+    """Replace the partition's object with the source as it is now, instead of merging
+    into it; versions no longer in the source are then gone (also: run tag
+    ``data_platform/rebuild=true``, e.g. on a backfill)."""
+
+
 def build_postgres_asset(
     *, source: PostgresSource, registry: Registry, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     """The asset that loads ``source`` into ``bronze/postgres/<name>/<date>/``."""
     kind = "incremental" if source.load == "incremental" else "full"
     key = asset_key(source)
+    spec = source.spec(registry)
 
     @dg.asset(
         key=key,
@@ -66,39 +74,63 @@ def build_postgres_asset(
             **({"watermark_column": source.watermark_column} if source.watermark_column else {}),
         },
         tags={"source_kind": "postgres"},
-        check_specs=check_specs(key, source, reconcile=True, partitions_def=partitions_def),
+        check_specs=check_specs(key, source, partitions_def, from_postgres=True),
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours)),
     )
     def _asset(
         context: dg.AssetExecutionContext,
+        config: PostgresPartitionConfig,
         source_db: PostgresResource,
         platform_db: PostgresResource,
         s3: S3Resource,
         storage_layers: StorageLayersResource,
     ) -> dg.MaterializeResult:
         services = build_services(source_db, platform_db, s3, storage_layers)
-        partition_key = context.partition_key
+        rebuild = config.rebuild or context.run.tags.get(REBUILD_TAG, "").lower() == "true"
         with retry_transient_errors(context):
-            result = _materialize(services, source, registry, partition_key, context.run.run_id)
-            if source.load == "incremental" and source.watermark_type == "timestamp":
-                _refresh_late_partitions(context, services, source, registry, partition_key)
-        checks = run_checks(
-            key,
-            source,
-            services,
-            [StoredObject(result["object_key"], result["checksum"], result["row_count"])],
-            reconcile=lambda: count_source_rows(
-                services.source,
-                source.source_name,
-                schema=source.schema_name,
-                table=source.table,
-                query=source.query,
-                extract_range=result["extract_range"],
-            ),
-        )
-        return dg.MaterializeResult(metadata=materialization_metadata(result), check_results=checks)
+            outcome = load_partition(
+                spec, context.partition_key, services, rebuild=rebuild, dagster_run_id=context.run.run_id
+            )
+        for reloaded in outcome.reloads:
+            _report_reload(context, key, source, services, reloaded)
+        for partition, error in outcome.reload_errors.items():
+            context.log.error(f"{source.source_name}: reloading partition {partition} (late rows) failed: {error}")
+        result = outcome.result
+        metadata = materialization_metadata(result)
+        if outcome.reload_errors:
+            metadata["late_reload_failures"] = dg.MetadataValue.json(outcome.reload_errors)
+        return dg.MaterializeResult(metadata=metadata, check_results=_checks(key, source, services, result))
 
     return _asset
+
+
+def _checks(key: dg.AssetKey, source: PostgresSource, services: Services, result: dict[str, Any]) -> list:
+    stored = StoredObject(result["object_key"], result["checksum"], result["row_count"])
+    return run_checks(key, source, services, [stored], load_result=result)
+
+
+def _report_reload(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, source: PostgresSource, services: Services,
+    result: dict[str, Any],
+) -> None:
+    """A partition loaded again because of late rows: its materialization and its checks."""
+    partition = result["partition_key"]
+    context.log.info(f"{source.source_name}: partition {partition} received late rows and was loaded again")
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=key,
+            partition=partition,
+            description="loaded again: rows were committed into its range after its last load",
+            metadata=materialization_metadata(result),
+        )
+    )
+    for check in _checks(key, source, services, result):
+        context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=key, check_name=check.check_name, passed=check.passed, metadata=check.metadata,
+                severity=check.severity, partition=partition,
+            )
+        )
 
 
 MAX_RETRIES = 3
@@ -119,45 +151,6 @@ def retry_transient_errors(context: dg.AssetExecutionContext) -> Iterator[None]:
         ) from e
 
 
-def _materialize(
-    services: Services, source: PostgresSource, registry: Registry, partition_key: str, run_id: str
-) -> dict[str, Any]:
-    platform = services.connect_platform()
-    try:
-        request = partition_request(source, registry, partition_key, platform, run_id)
-    finally:
-        platform.close()
-    return run_load(request, services)
-
-
-def _refresh_late_partitions(
-    context: dg.AssetExecutionContext,
-    services: Services,
-    source: PostgresSource,
-    registry: Registry,
-    partition_key: str,
-) -> None:
-    stale = stale_partitions(
-        services,
-        source.source_name,
-        source.schema_name,
-        source.table,
-        window_end=lambda key: window_for(registry, key).end,
-        skip_partition=partition_key,
-    )
-    for key, late_rows in sorted(stale.items()):
-        context.log.info(f"{source.source_name}: {late_rows} late row(s) for partition {key}; reloading it")
-        result = _materialize(services, source, registry, key, context.run.run_id)
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=asset_key(source),
-                partition=key,
-                description=f"reloaded: {late_rows} row(s) committed after its last load",
-                metadata=materialization_metadata(result),
-            )
-        )
-
-
 def materialization_metadata(result: dict[str, Any]) -> dict[str, Any]:
     """What a data engineer checks first about a load."""
     metadata: dict[str, Any] = {
@@ -169,6 +162,15 @@ def materialization_metadata(result: dict[str, Any]) -> dict[str, Any]:
         "tracking_run_id": dg.MetadataValue.int(result["run_id"]),
         "load_mode": result["load_mode"],
     }
+    if result.get("merged"):
+        metadata["rows_from_source"] = dg.MetadataValue.int(result["rows_from_source"])
+        metadata["rows_kept"] = dg.MetadataValue.int(result["rows_kept"])
+    if result.get("rebuild"):
+        metadata["rebuild"] = dg.MetadataValue.bool(True)
+    if result.get("watermark_reset"):
+        metadata["watermark_reset"] = dg.MetadataValue.json(result["watermark_reset"])
+    if result.get("warnings"):
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result["warnings"]))
     if result.get("watermark_column"):
         metadata["watermark_column"] = result["watermark_column"]
         metadata["watermark_before"] = result.get("watermark_before") or "(none)"

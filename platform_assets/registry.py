@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from platform_assets.ingestion.partition_planning import SourceSpec
 from platform_assets.ingestion.text_types import parse_pinned_type
 
 DEFAULT_REGISTRY = Path(__file__).with_name("sources.yaml")
@@ -164,6 +165,8 @@ class PostgresSource(_Checked):
     schema_policy: Literal["evolve", "freeze"] = "evolve"
     pool: str = "postgres_source"
     """Dagster concurrency pool: caps how many loads hit the source database at once."""
+    key_columns: list[str] = []
+    """The row's key, when the table has no primary key (views, tables without one)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -194,6 +197,24 @@ class PostgresSource(_Checked):
 
     def key_for(self, partition_date: str) -> str:
         return self.object_key.format(name=self.name, date=partition_date)
+
+    def spec(self, registry: Registry) -> SourceSpec:
+        """The registry-free description the engine loads partitions from."""
+        return SourceSpec(
+            name=self.name,
+            source_name=self.source_name,
+            schema=self.schema_name if self.table else None,
+            table=self.table,
+            query=self.query,
+            load=self.load,
+            watermark_column=self.watermark_column,
+            watermark_type=self.watermark_type,
+            object_key_pattern=self.object_key,
+            schema_policy=self.schema_policy,
+            timezone=registry.timezone,
+            start_date=registry.start_date,
+            key_columns=tuple(self.key_columns),
+        )
 
 
 class FileFamily(_Checked):

@@ -55,6 +55,8 @@ class PostgresSettings:
             dbname=self.dbname,
             application_name=application_name,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            # Text arrives as UTF-8 whatever the database's encoding (PostgreSQL converts).
+            client_encoding="UTF8",
         )
 
     def describe(self) -> str:

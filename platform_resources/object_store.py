@@ -99,6 +99,18 @@ class ObjectStore:
         except (BotoCoreError, ClientError) as e:
             raise self._error(f"cannot read s3://{bucket}/{key}", e) from e
 
+    def download_if_exists(self, bucket: str, key: str, path: Path) -> bool:
+        """Download ``bucket/key`` to ``path``; False when there is no such object."""
+        try:
+            self.client.download_file(bucket, key, str(path))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise self._error(f"cannot read s3://{bucket}/{key}", e) from e
+        except BotoCoreError as e:
+            raise self._error(f"cannot read s3://{bucket}/{key}", e) from e
+        return True
+
     def _error(self, what: str, cause: Exception) -> ObjectStoreError:
         return ObjectStoreError(
             f"{what} at {self.endpoint_url}: {cause}; check that the object store is running "

@@ -67,3 +67,53 @@ def watermark_row(conn: Any, source: str) -> dict[str, Any] | None:
         cur.execute("SELECT * FROM data_platform.watermarks WHERE source_name = %s", (source,))
         row = cur.fetchone()
         return dict(zip([d.name for d in cur.description], row)) if row else None
+
+
+def materialize_partition(
+    registry: Any,
+    pg: Any,
+    store_settings: Any,
+    name: str,
+    partition: str,
+    *,
+    group: str = "postgres",
+    run_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    raise_on_error: bool = True,
+) -> Any:
+    """``dg.materialize`` of one registry source's partition, as the UI launches it."""
+    import dagster as dg
+
+    from platform_assets.definitions import build_definitions
+
+    defs = build_definitions(registry)
+    asset = defs.get_assets_def(dg.AssetKey(["bronze", group, name]))
+    config = {"ops": {asset.node_def.name: {"config": run_config}}} if run_config else None
+    return dg.materialize(
+        [asset],
+        partition_key=partition,
+        resources=dagster_resources(pg, store_settings),
+        run_config=config,
+        tags=tags,
+        raise_on_error=raise_on_error,
+    )
+
+
+def object_rows(store_settings: Any, key: str, *columns: str) -> list[tuple] | None:
+    """The rows of a bronze object as tuples of ``columns`` (None when there is no object)."""
+    from botocore.exceptions import ClientError
+
+    client = store_settings.client()
+    try:
+        body = client.get_object(Bucket=store_settings.buckets["bronze"], Key=key)["Body"].read()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
+    table = pq.read_table(io.BytesIO(body))
+    return [tuple(row[c] for c in columns) for row in table.to_pylist()]
+
+
+def waiting_advisory_locks(conn: Any) -> int:
+    """How many sessions wait for an advisory lock (e.g. a run waiting for its source's lock)."""
+    return query(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")[0][0]

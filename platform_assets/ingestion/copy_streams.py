@@ -52,15 +52,19 @@ def extract_batches(
     mappings: list[ColumnMapping],
     source_name: str,
     application_name: str,
+    framed: bool = False,
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of every statement, read from the snapshot of ``cur``'s transaction."""
+    """Batches of every statement, read from the snapshot of ``cur``'s transaction.
+
+    ``framed``: rows of any size (see ``pg_copy_reader.parse_copy_text``).
+    """
     psql = psql_executable()
     if psql is None or snapshot_id is None:
         for statement in copy_statements:
-            yield from read_copy(cur, statement, mappings, source_name)
+            yield from read_copy(cur, statement, mappings, source_name, framed)
         return
     streams = [
-        _psql_stream(psql, settings, snapshot_id, statement, mappings, source_name, application_name)
+        _psql_stream(psql, settings, snapshot_id, statement, mappings, source_name, application_name, framed)
         for statement in copy_statements
     ]
     if len(streams) == 1:
@@ -77,6 +81,7 @@ def _psql_stream(
     mappings: list[ColumnMapping],
     source_name: str,
     application_name: str,
+    framed: bool,
 ) -> Iterator[pa.RecordBatch]:
     env = {
         **os.environ,
@@ -86,6 +91,7 @@ def _psql_stream(
         "PGDATABASE": settings.dbname,
         "PGAPPNAME": application_name,
         "PGOPTIONS": SESSION_OPTIONS,
+        "PGCLIENTENCODING": "UTF8",
         "PGCONNECT_TIMEOUT": "10",
     }
     if settings.password:
@@ -100,8 +106,8 @@ def _psql_stream(
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env)
         try:
             yield from parse_copy_text(
-                pa.PythonFile(process.stdout, mode="r"), mappings, source_name,
-                lambda: _exited_with_error(process),
+                process.stdout if framed else pa.PythonFile(process.stdout, mode="r"), mappings, source_name,
+                lambda: _exited_with_error(process), framed,
             )
             process.stdout.close()
             code = process.wait()

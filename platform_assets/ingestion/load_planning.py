@@ -8,7 +8,10 @@ Modes (see README, "What a partition holds"):
   transactions that were open at its snapshot) from ``catchup_floor`` up to the
   watermark. No stored watermark means a full extract.
 - ``window``: a fixed range of values, ``[start, end)``: a timestamp partition's day.
+- ``range``: an integer partition's range, from its lower bound on.
 - ``replay``: a range recorded by an earlier run, read again as it was.
+
+Which mode a partition takes is decided by ``partition_planning``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from platform_assets.ingestion.watermark_values import (
     parse_value,
 )
 
-LoadMode = Literal["full", "incremental", "window", "replay"]
+LoadMode = Literal["full", "incremental", "window", "range", "replay"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class WatermarkColumn:
     name: str
     pg_type: str
     watermark_type: str
+    nullable: bool = True
 
 
 def incremental_range(
@@ -75,11 +79,6 @@ def window_range(column: WatermarkColumn, window: Window) -> ExtractRange:
         upper=bound_for_column(window.end, column.pg_type),
         upper_inclusive=False,
     )
-
-
-def reopen_range(recorded: ExtractRange) -> ExtractRange:
-    """A frontier partition loaded again: same lower bound and catch-up, no upper bound."""
-    return replace(recorded, upper=None, upper_inclusive=False)
 
 
 def next_watermark(

@@ -61,11 +61,12 @@ def describe_table(cur: Any, schema: str, table: str) -> list[PgColumn]:
 
 
 def describe_query(cur: Any, query: str, source_name: str) -> list[PgColumn]:
+    """Columns of a custom query; all nullable (an outer join makes any column nullable)."""
     text = custom_query_text(query, source_name)
-    return _describe(cur, f"SELECT * FROM (\n{text}\n) AS custom_query LIMIT 0", source_name)
+    return _describe(cur, f"SELECT * FROM (\n{text}\n) AS custom_query LIMIT 0", source_name, from_query=True)
 
 
-def _describe(cur: Any, select: str, source_name: str) -> list[PgColumn]:
+def _describe(cur: Any, select: str, source_name: str, from_query: bool = False) -> list[PgColumn]:
     cur.execute("SAVEPOINT describe")
     try:
         cur.execute(select)
@@ -115,7 +116,7 @@ def _describe(cur: Any, select: str, source_name: str) -> list[PgColumn]:
                 type_name=type_name,
                 declared_type=declared,
                 position=position,
-                nullable=not not_null,
+                nullable=from_query or not not_null,
                 type_category=category,
                 element_type_name=element,
                 precision=precision_scale[0] if precision_scale else None,
@@ -135,3 +136,18 @@ def relation_pages(cur: Any, schema: str, table: str) -> int:
     )
     row = cur.fetchone()
     return int(row[0]) if row else 0
+
+
+_PRIMARY_KEY_SQL = """
+SELECT a.attname
+FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = to_regclass(format('%%I.%%I', %s, %s)) AND i.indisprimary
+ORDER BY array_position(i.indkey::int2[], a.attnum)
+"""
+
+
+def primary_key(cur: Any, schema: str, table: str) -> list[str]:
+    """Columns of the table's primary key, in key order ([] for views and tables without one)."""
+    cur.execute(_PRIMARY_KEY_SQL, (schema, table))
+    return [row[0] for row in cur.fetchall()]

@@ -30,6 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from platform_assets.ingestion.copy_lines import (
+    CHUNK_BYTES,
+    MAX_FIELD_BYTES,
+    FieldTooLarge,
+    whole_line_buffers,
+)
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.memory import STREAM_BLOCK_BYTES
 from platform_assets.ingestion.type_mapping import ColumnMapping, Conversion
@@ -39,12 +45,27 @@ COPY_NULL = "\\N"
 # The escapes COPY TO writes in text format (it never writes octal or hex escapes).
 _ESCAPED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_FAILED_COLUMN = re.compile(r"In CSV column #(\d+): ")
+_FAILED_VALUE = re.compile(r"(?:invalid value|The string) '(.*)'")
+_NO_PARQUET_EQUIVALENT = re.compile(r"^-?(infinity|nan)$", re.IGNORECASE)
+
+
+class RowLargerThanBlock(Exception):
+    """A row of the COPY output does not fit in one read block; read again with larger blocks."""
+
+
+class NotUtf8Text(IngestionError):
+    """The source sent text that is not valid UTF-8 (only possible from a SQL_ASCII database)."""
 
 
 def read_copy(
-    cur: Any, copy_sql: str, mappings: list[ColumnMapping], source_name: str
+    cur: Any,
+    copy_sql: str,
+    mappings: list[ColumnMapping],
+    source_name: str,
+    framed: bool = False,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield the rows of ``copy_sql`` as batches typed by ``mappings``."""
+    """Yield the rows of ``copy_sql`` as batches typed by ``mappings`` (see ``parse_copy_text``)."""
     read_fd, write_fd = os.pipe()
     reader = os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER_BYTES)
     writer = os.fdopen(write_fd, "wb", buffering=PIPE_BUFFER_BYTES)
@@ -64,7 +85,7 @@ def read_copy(
     thread = threading.Thread(target=produce, name=f"copy-{source_name}", daemon=True)
     thread.start()
     try:
-        yield from parse_copy_text(reader, mappings, source_name, lambda: bool(failure))
+        yield from parse_copy_text(reader, mappings, source_name, lambda: bool(failure), framed)
     finally:
         reader.close()
         thread.join()
@@ -79,36 +100,40 @@ def parse_copy_text(
     mappings: list[ColumnMapping],
     source_name: str,
     upstream_failed: Callable[[], bool],
+    framed: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Typed batches from a stream of COPY text-format output.
 
-    A parse error caused by the producer failing (``upstream_failed``) is left for
-    the caller to report with the producer's own error.
+    By default pyarrow streams it in 1 MiB blocks, the fastest way, and a row longer
+    than a block raises ``RowLargerThanBlock``. ``framed`` cuts the stream into whole
+    lines first (``copy_lines``), so rows of any size parse; fields over the limit
+    raise ``FieldTooLarge``. A parse error caused by the producer failing
+    (``upstream_failed``) is left for the caller to report with the producer's own error.
     """
     if not mappings:
         reader.read()
         return
     names = [m.column.name for m in mappings]
     try:
+        if framed:
+            for lines in whole_line_buffers(reader, names, source_name):
+                parsed = pa_csv.read_csv(
+                    pa.BufferReader(lines),
+                    read_options=_read_options(names, len(lines) + 1),
+                    parse_options=_PARSE_OPTIONS,
+                    convert_options=_convert_options(mappings),
+                )
+                for batch in parsed.to_batches():
+                    batch = convert_batch(batch, mappings, source_name)
+                    if len(lines) > CHUNK_BYTES:
+                        _refuse_large_fields(batch, source_name)
+                    yield batch
+            return
         stream = pa_csv.open_csv(
             reader,
-            # One thread per stream: parallel streams already keep the cores busy, and
-            # pyarrow's own threads cost a third more CPU for no gain in wall time.
-            read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=STREAM_BLOCK_BYTES, use_threads=False
-            ),
-            # A one-column row holding an empty string is an empty line in COPY's output.
-            parse_options=pa_csv.ParseOptions(
-                delimiter="\t", quote_char=False, escape_char=False,
-                newlines_in_values=False, ignore_empty_lines=False,
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={m.column.name: m.read_type for m in mappings},
-                true_values=["t"],
-                false_values=["f"],
-                null_values=[COPY_NULL],
-                strings_can_be_null=True,
-            ),
+            read_options=_read_options(names, STREAM_BLOCK_BYTES),
+            parse_options=_PARSE_OPTIONS,
+            convert_options=_convert_options(mappings),
         )
         for batch in stream:
             yield convert_batch(batch, mappings, source_name)
@@ -117,11 +142,70 @@ def parse_copy_text(
             return  # the COPY failed; its error is the one to report
         if "Empty CSV file" in str(e):
             return
-        raise IngestionError(
-            f"{source_name}: a value could not be converted to its Parquet type ({e}); "
-            "values such as 'infinity' dates or 'NaN' numerics have no Parquet equivalent: "
-            "cast the column in a custom query"
-        ) from e
+        raise conversion_error(e, names, source_name) from e
+
+
+def _read_options(names: list[str], block_size: int) -> pa_csv.ReadOptions:
+    # One thread per stream: parallel streams already keep the cores busy, and
+    # pyarrow's own threads cost a third more CPU for no gain in wall time.
+    return pa_csv.ReadOptions(column_names=names, block_size=block_size, use_threads=False)
+
+
+# A one-column row holding an empty string is an empty line in COPY's output.
+_PARSE_OPTIONS = pa_csv.ParseOptions(
+    delimiter="\t", quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False,
+)
+
+
+def _convert_options(mappings: list[ColumnMapping]) -> pa_csv.ConvertOptions:
+    return pa_csv.ConvertOptions(
+        column_types={m.column.name: m.read_type for m in mappings},
+        true_values=["t"],
+        false_values=["f"],
+        null_values=[COPY_NULL],
+        strings_can_be_null=True,
+    )
+
+
+def _refuse_large_fields(batch: pa.RecordBatch, source_name: str) -> None:
+    """FieldTooLarge for the first value over ``MAX_FIELD_BYTES`` (its row's fields as the key)."""
+    for name, column in zip(batch.schema.names, batch.columns):
+        if not (pa.types.is_string(column.type) or pa.types.is_binary(column.type)):
+            continue
+        sizes = pc.binary_length(column)
+        too_large = pc.greater(sizes, MAX_FIELD_BYTES)
+        if pc.any(too_large).as_py():
+            row = pc.index(too_large, True).as_py()
+            values = {
+                other: batch.column(other)[row].as_py()
+                for other in batch.schema.names
+                if other != name and not _large(batch.column(other)[row])
+            }
+            raise FieldTooLarge(source_name, name, values)
+
+
+def _large(value: pa.Scalar) -> bool:
+    return isinstance(value, (pa.StringScalar, pa.BinaryScalar)) and value.is_valid and len(value.as_buffer()) > 256
+
+
+def conversion_error(error: pa.ArrowInvalid, names: list[str], source_name: str) -> Exception:
+    """The specific error for a value pyarrow could not parse."""
+    text = str(error)
+    if "straddling object" in text:
+        return RowLargerThanBlock(text)
+    failed = _FAILED_COLUMN.search(text)
+    column = names[int(failed.group(1))] if failed and int(failed.group(1)) < len(names) else None
+    where = f"column {column!r}" if column else "a column"
+    if "invalid UTF8" in text:
+        return NotUtf8Text(f"{source_name}: {where} holds text that is not valid UTF-8 ({text})")
+    value = _FAILED_VALUE.search(text)
+    if value and _NO_PARQUET_EQUIVALENT.match(value.group(1)):
+        return IngestionError(
+            f"{source_name}: {where} holds {value.group(1)!r}, which has no Parquet equivalent "
+            "(an 'infinity' date or timestamp, or 'NaN' in a constrained numeric): cast the column "
+            "in a custom query, e.g. NULLIF(col, 'infinity')"
+        )
+    return IngestionError(f"{source_name}: {where}: a value could not be converted to its Parquet type ({text})")
 
 
 def convert_batch(

@@ -40,7 +40,12 @@ class CatchUp:
 
 @dataclass(frozen=True)
 class ExtractRange:
-    """Which rows of a table a run reads. Bounds are watermark values in text form."""
+    """Which rows of a table a run reads. Bounds are watermark values in text form.
+
+    ``include_nulls`` adds the rows whose watermark is NULL (the first partition's);
+    ``empty`` selects no watermark value at all (a range that loaded nothing, bounded
+    so that its replay stays empty).
+    """
 
     column: str | None = None
     cast_type: str | None = None
@@ -49,11 +54,13 @@ class ExtractRange:
     upper: str | None = None
     upper_inclusive: bool = False
     catchup: CatchUp | None = None
+    include_nulls: bool = False
+    empty: bool = False
 
     @property
     def is_full(self) -> bool:
         return self.column is None or (
-            self.lower is None and self.upper is None and self.catchup is None
+            self.lower is None and self.upper is None and self.catchup is None and not self.empty
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -108,21 +115,26 @@ def range_condition(extract_range: ExtractRange) -> sql.Composable:
             c=column, v=sql.Literal(value), t=cast_type
         )
 
-    main: list[sql.Composable] = []
-    if extract_range.lower is not None:
-        main.append(bound(">=" if extract_range.lower_inclusive else ">", extract_range.lower))
-    upper: list[sql.Composable] = []
-    if extract_range.upper is not None:
-        upper.append(bound("<=" if extract_range.upper_inclusive else "<", extract_range.upper))
-
-    predicate = _conjunction(main)
-    if extract_range.catchup is not None:
-        catchup = extract_range.catchup
-        late = [bound("<=", catchup.upper), Snapshot.parse(catchup.snapshot).invisible_row_condition()]
-        if catchup.floor is not None:
-            late.insert(0, bound(">=", catchup.floor))
-        predicate = sql.SQL("({} OR {})").format(predicate, _conjunction(late))
-    return _conjunction([predicate, *upper])
+    if extract_range.empty:
+        predicate: sql.Composable = sql.SQL("FALSE")
+    else:
+        main: list[sql.Composable] = []
+        if extract_range.lower is not None:
+            main.append(bound(">=" if extract_range.lower_inclusive else ">", extract_range.lower))
+        upper: list[sql.Composable] = []
+        if extract_range.upper is not None:
+            upper.append(bound("<=" if extract_range.upper_inclusive else "<", extract_range.upper))
+        predicate = _conjunction(main)
+        if extract_range.catchup is not None:
+            catchup = extract_range.catchup
+            late = [bound("<=", catchup.upper), Snapshot.parse(catchup.snapshot).invisible_row_condition()]
+            if catchup.floor is not None:
+                late.insert(0, bound(">=", catchup.floor))
+            predicate = sql.SQL("({} OR {})").format(predicate, _conjunction(late))
+        predicate = _conjunction([predicate, *upper])
+    if extract_range.include_nulls:
+        predicate = sql.SQL("({} OR {} IS NULL)").format(predicate, column)
+    return predicate
 
 
 def _conjunction(parts: list[sql.Composable]) -> sql.Composable:

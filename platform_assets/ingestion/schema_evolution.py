@@ -65,9 +65,17 @@ def _type_of(column: dict[str, Any], compare_source_types: bool) -> str:
 
 
 def diff_columns(
-    previous: list[dict[str, Any]], current: list[dict[str, Any]], compare_source_types: bool = True
+    previous: list[dict[str, Any]],
+    current: list[dict[str, Any]],
+    compare_source_types: bool = True,
+    compare_nullability: bool = True,
 ) -> SchemaChanges:
-    """Differences between two column lists (``schema_metadata['columns']`` entries)."""
+    """Differences between two column lists (``schema_metadata['columns']`` entries).
+
+    Custom queries do not compare nullability: every query column is recorded as
+    nullable (an outer join can make any of them NULL), and runs recorded before
+    that rule must not count as a change.
+    """
     before = {c["name"]: c for c in previous}
     after = {c["name"]: c for c in current}
     type_changed, nullability_changed = [], []
@@ -77,7 +85,7 @@ def diff_columns(
             type_changed.append(
                 {"name": name, "from": _type_of(old, compare_source_types), "to": _type_of(new, compare_source_types)}
             )
-        if bool(old.get("nullable", True)) != bool(new.get("nullable", True)):
+        if compare_nullability and bool(old.get("nullable", True)) != bool(new.get("nullable", True)):
             nullability_changed.append(
                 {"name": name, "from": bool(old.get("nullable", True)), "to": bool(new.get("nullable", True))}
             )
@@ -116,13 +124,14 @@ class SchemaGate:
     policy: SchemaPolicy
     previous: list[dict[str, Any]] | None
     compare_source_types: bool = True
+    compare_nullability: bool = True
     changes: SchemaChanges = field(default_factory=SchemaChanges)
 
     def check(self, current: list[dict[str, Any]]) -> SchemaChanges:
         self.changes = (
             SchemaChanges()
             if self.previous is None
-            else diff_columns(self.previous, current, self.compare_source_types)
+            else diff_columns(self.previous, current, self.compare_source_types, self.compare_nullability)
         )
         enforce(self.policy, self.changes, self.source_name)
         return self.changes

@@ -72,6 +72,7 @@ class ExtractSnapshot:
     """Whether transactions that may write user rows were in progress at the snapshot."""
     export_id: str | None = None
     """Id other sessions can import with SET TRANSACTION SNAPSHOT (when exported)."""
+    server_encoding: str = "UTF8"
 
 
 @contextmanager
@@ -93,6 +94,8 @@ def read_only_snapshot(
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(_SESSION_SETTINGS)
+            cur.execute("SHOW server_encoding")
+            (server_encoding,) = cur.fetchone()
             cur.execute(_OPEN_TRANSACTIONS_SQL, (EXTRACT_APPLICATION_NAME,))
             count, oldest, hidden = cur.fetchone()
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -113,6 +116,7 @@ def read_only_snapshot(
                 open_before,
                 client_writers=any(x % XID32 not in not_ours for x in top_level.xip),
                 export_id=export_id,
+                server_encoding=server_encoding,
             )
             yield cur, snapshot
             # Nothing an extract does may persist (READ ONLY still allows e.g. lo_create).

@@ -1,4 +1,4 @@
-"""The life of one tracking row: lock, ``running``, then ``success`` or ``failed``."""
+"""The life of one tracking row: the source's lock, ``running``, then ``success`` or ``failed``."""
 
 from __future__ import annotations
 
@@ -22,48 +22,75 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[Any, int]]:
-    """Yield ``(platform connection, run id)`` while holding the source's lock.
+    """Yield ``(platform connection, run id)`` of one run holding the source's lock.
 
-    Runs of the source left ``running`` by a crashed process are marked ``failed``
-    first. An exception inside the block marks this run ``failed`` with its message
-    and leaves as an IngestionError; the block itself commits ``success``.
+    See ``locked_source`` and ``run_in_session``.
     """
-    refusal = _unstorable(start)
-    if refusal is not None:
-        start = replace(
-            start,
-            source_name=escaped(start.source_name),
-            object_key=escaped(start.object_key),
-            uri=escaped(start.uri),
-            partition_key=None if start.partition_key is None else escaped(start.partition_key),
-        )
+    start, refusal = _storable(start)
+    with locked_source(services, start.source_name) as platform:
+        with run_in_session(platform, services, start, refusal) as run_id:
+            yield platform, run_id
+
+
+@contextmanager
+def locked_source(services: Services, source_name: str) -> Iterator[Any]:
+    """A platform connection holding the source's advisory lock.
+
+    Every decision that reads the source's tracking state and then writes it is
+    taken inside this block. Runs of the source left ``running`` by a crashed
+    process are marked ``failed`` first.
+    """
     bound_resident_memory()
     platform = services.connect_platform()
     try:
-        with tracking.source_lock(platform, start.source_name, services.lock_wait_seconds):
-            stale = tracking.fail_stale_runs(platform, start.source_name)
+        with tracking.source_lock(platform, source_name, services.lock_wait_seconds):
+            stale = tracking.fail_stale_runs(platform, source_name)
             if stale:
-                log.warning("%s: marked %d stale running row(s) failed", start.source_name, stale)
-            run_id = tracking.start_run(platform, start)
-            try:
-                if refusal is not None:
-                    raise refusal
-                validate_object_key(start.object_key)
-                yield platform, run_id
-            except Exception as e:
-                _record_failure(platform, run_id, e, services)
-                if isinstance(e, IngestionError):
-                    raise
-                if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
-                    raise TransientError(
-                        f"{start.source_name}: the connection to the platform database "
-                        f"{services.platform.describe()} was lost: {str(e).strip()}"
-                    ) from e
-                if isinstance(e, ObjectStoreError) and e.transient:
-                    raise TransientError(f"{start.source_name}: Failed to ingest: {e}") from e
-                raise IngestionError(f"{start.source_name}: Failed to ingest: {e}") from e
+                log.warning("%s: marked %d stale running row(s) failed", source_name, stale)
+            yield platform
     finally:
         platform.close()
+
+
+@contextmanager
+def run_in_session(
+    platform: Any, services: Services, start: tracking.RunStart, refusal: IngestionError | None = None
+) -> Iterator[int]:
+    """Yield the id of a new ``running`` row; an exception inside the block marks it
+    ``failed`` with its message and leaves as an IngestionError (or TransientError).
+    The block itself commits ``success``. ``platform`` holds the source's lock."""
+    run_id = tracking.start_run(platform, start)
+    try:
+        if refusal is not None:
+            raise refusal
+        validate_object_key(start.object_key)
+        yield run_id
+    except Exception as e:
+        _record_failure(platform, run_id, e, services)
+        if isinstance(e, IngestionError):
+            raise
+        if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+            raise TransientError(
+                f"{start.source_name}: the connection to the platform database "
+                f"{services.platform.describe()} was lost: {str(e).strip()}"
+            ) from e
+        if isinstance(e, ObjectStoreError) and e.transient:
+            raise TransientError(f"{start.source_name}: Failed to ingest: {e}") from e
+        raise IngestionError(f"{start.source_name}: Failed to ingest: {e}") from e
+
+
+def _storable(start: tracking.RunStart) -> tuple[tracking.RunStart, IngestionError | None]:
+    """``start`` with names that can be recorded, and the refusal to raise when they could not."""
+    refusal = _unstorable(start)
+    if refusal is None:
+        return start, None
+    return replace(
+        start,
+        source_name=escaped(start.source_name),
+        object_key=escaped(start.object_key),
+        uri=escaped(start.uri),
+        partition_key=None if start.partition_key is None else escaped(start.partition_key),
+    ), refusal
 
 
 def _record_failure(platform: Any, run_id: int, error: Exception, services: Services) -> None:

@@ -153,6 +153,7 @@ class StoredWatermark:
     watermark_type: str
     last_snapshot: str | None
     catchup_floor: str | None
+    last_run_id: int | None = None
 
 
 def read_watermark(conn: Any, source_name: str) -> StoredWatermark | None:
@@ -160,7 +161,7 @@ def read_watermark(conn: Any, source_name: str) -> StoredWatermark | None:
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT source_name, watermark_column, watermark_value, watermark_type, "
-                "last_snapshot, catchup_floor FROM data_platform.watermarks WHERE source_name = %s",
+                "last_snapshot, catchup_floor, last_run_id FROM data_platform.watermarks WHERE source_name = %s",
                 (source_name,),
             )
             row = cur.fetchone()
@@ -194,6 +195,9 @@ class RunSuccess:
     needs_late_check: bool
     schema_metadata: dict[str, Any] | None
     schema_changes: dict[str, Any] | None = None
+    watermark_reset: dict[str, Any] | None = None
+    rebuild: bool = False
+    rows_kept: int | None = None
 
 
 @dataclass(frozen=True)
@@ -230,14 +234,17 @@ def commit_success(
                 "UPDATE data_platform.ingestion_metadata SET status = 'success', row_count = %s, "
                 "file_size_bytes = %s, checksum = %s, watermark_before = %s, watermark_after = %s, "
                 "extract_range = %s, source_snapshot = %s, snapshot_taken_at = %s, "
-                "needs_late_check = %s, schema_changes = %s, finished_at = now(), error_message = NULL "
+                "needs_late_check = %s, schema_changes = %s, watermark_reset = %s, rebuild = %s, "
+                "rows_kept = %s, finished_at = now(), error_message = NULL "
                 "WHERE id = %s",
                 (
                     result.row_count, result.file_size_bytes, result.checksum,
                     result.watermark_before, result.watermark_after,
                     Json(result.extract_range) if result.extract_range else None,
                     result.source_snapshot, result.snapshot_taken_at, result.needs_late_check,
-                    Json(result.schema_changes) if result.schema_changes else None, run_id,
+                    Json(result.schema_changes) if result.schema_changes else None,
+                    Json(result.watermark_reset) if result.watermark_reset else None,
+                    result.rebuild, result.rows_kept, run_id,
                 ),
             )
             if watermark is not None:
@@ -298,48 +305,6 @@ def schema_hash(schema_metadata: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(columns, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class PartitionLoad:
-    run_id: int
-    partition_key: str
-    extract_range: dict[str, Any] | None
-    source_snapshot: str | None
-    snapshot_taken_at: dt.datetime | None
-    object_key: str
-    execution_date: dt.date
-
-
-_PARTITION_LOAD_COLUMNS = (
-    "id, partition_key, extract_range, source_snapshot, snapshot_taken_at, object_key, execution_date"
-)
-
-
-def latest_partition_load(conn: Any, source_name: str, partition_key: str) -> PartitionLoad | None:
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {_PARTITION_LOAD_COLUMNS} FROM data_platform.ingestion_metadata "
-            "WHERE source_name = %s AND partition_key = %s AND status = 'success' "
-            "ORDER BY id DESC LIMIT 1",
-            (source_name, partition_key),
-        )
-        row = cur.fetchone()
-    return PartitionLoad(*row) if row else None
-
-
-def loads_needing_late_check(conn: Any, source_name: str) -> list[PartitionLoad]:
-    """The latest successful load of each partition that may still receive late rows."""
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {_PARTITION_LOAD_COLUMNS} FROM ("
-            "  SELECT DISTINCT ON (partition_key) * FROM data_platform.ingestion_metadata"
-            "  WHERE source_name = %s AND status = 'success' AND partition_key IS NOT NULL"
-            "  ORDER BY partition_key, id DESC) latest "
-            "WHERE needs_late_check ORDER BY partition_key",
-            (source_name,),
-        )
-        return [PartitionLoad(*row) for row in cur.fetchall()]
-
-
 def clear_late_check(conn: Any, run_id: int) -> None:
     with conn.cursor() as cur:
         cur.execute(
@@ -359,17 +324,6 @@ def watermark_as_of(conn: Any, source_name: str, moment: dt.datetime) -> str | N
         )
         row = cur.fetchone()
     return row[0] if row else None
-
-
-def latest_frontier_run(conn: Any, source_name: str) -> int | None:
-    """Id of the newest successful incremental run of a source (the one that set its watermark)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT max(id) FROM data_platform.ingestion_metadata "
-            "WHERE source_name = %s AND status = 'success' AND load_mode = 'incremental'",
-            (source_name,),
-        )
-        return cur.fetchone()[0]
 
 
 def already_ingested(conn: Any, file_path: str, size_bytes: int, mtime_ns: int) -> bool:

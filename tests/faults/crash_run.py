@@ -69,7 +69,7 @@ def _die() -> None:
 
 
 def main(spec: dict[str, Any]) -> int:
-    from platform_assets.ingestion import copy_streams, engine, tracking
+    from platform_assets.ingestion import copy_streams, pg_extract, tracking
     from platform_assets.ingestion.database_ingestor import extract_table_incremental
     from platform_assets.ingestion.parquet_sink import ParquetSink
     from platform_assets.ingestion.services import Services
@@ -85,7 +85,7 @@ def main(spec: dict[str, Any]) -> int:
     if spec["kill_at"] == "after_upload":
         tracking.commit_success = lambda *args, **kwargs: _die()
     elif spec["kill_at"] == "during_extract":
-        engine.PARALLEL_MIN_PAGES = 1  # a full read in parallel psql streams
+        pg_extract.PARALLEL_MIN_PAGES = 1  # a full read in parallel psql streams
         parse = copy_streams.parse_copy_text
         copy_streams.parse_copy_text = lambda reader, *args: parse(_SlowPipe(reader), *args)
         original = ParquetSink.write

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from platform_assets.ingestion import engine
+from platform_assets.ingestion import pg_extract
 from platform_assets.ingestion.database_ingestor import extract_table_incremental
 from platform_assets.ingestion.errors import IngestionError, TransientError
 from platform_assets.ingestion.parquet_sink import ParquetSink
@@ -132,7 +132,7 @@ def test_extract_connection_terminated_mid_extract(
                 first_batch.set()
                 time.sleep(0.4)
 
-        monkeypatch.setattr(engine, "ParquetSink", SlowSink)
+        monkeypatch.setattr(pg_extract, "ParquetSink", SlowSink)
 
     killed: list[int] = []
     killer_conn = pg.connect()
@@ -174,7 +174,7 @@ def test_extract_connection_terminated_mid_extract(
     assert wait_until(lambda: not psql_processes(pg.dbname), 5), "psql left running"
     assert wait_until(lambda: not extract_backends(orders), 5), "extract sessions left open"
 
-    monkeypatch.setattr(engine, "ParquetSink", ParquetSink)
+    monkeypatch.setattr(pg_extract, "ParquetSink", ParquetSink)
     retry = _extract(services, "drop/2.parquet", "2024-01-02", table)
     assert retry["row_count"] == increment
     every = success_union(orders, services.store.client, services.bronze_bucket, source, *COLUMNS)
@@ -259,10 +259,10 @@ def _lose_tracking_session(pg: Any, orders: Any, services: Any, monkeypatch: pyt
             finally:
                 conn.close()
 
-    monkeypatch.setattr(engine, "ParquetSink", Sink)
+    monkeypatch.setattr(pg_extract, "ParquetSink", Sink)
     with pytest.raises(Exception) as failure:
         _extract(services, "track/2.parquet")
-    monkeypatch.setattr(engine, "ParquetSink", ParquetSink)
+    monkeypatch.setattr(pg_extract, "ParquetSink", ParquetSink)
     return failure.value
 
 

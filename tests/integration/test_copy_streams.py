@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from platform_assets.ingestion import engine
+from platform_assets.ingestion import pg_extract
 from platform_assets.ingestion.database_ingestor import extract_table_full
 from platform_assets.ingestion.errors import IngestionError
 from tests.helpers import query, read_parquet
@@ -28,7 +28,7 @@ def _rows(services, key):
 @pytest.mark.parametrize("client", ["psql", "psycopg2"])
 def test_clients_and_parallel_ranges_read_the_same_rows(events, services, monkeypatch, client):
     monkeypatch.setenv("INGESTION_COPY_CLIENT", client)
-    monkeypatch.setattr(engine, "PARALLEL_MIN_PAGES", 1)  # split even this small table
+    monkeypatch.setattr(pg_extract, "PARALLEL_MIN_PAGES", 1)  # split even this small table
     monkeypatch.setenv("INGESTION_PARALLEL_STREAMS", "3")
     result = extract_table_full("events", "public", f"{client}.parquet", "2024-01-01", services=services)
     assert result["row_count"] == 20000
@@ -40,9 +40,9 @@ def test_clients_and_parallel_ranges_read_the_same_rows(events, services, monkey
 
 def test_parallel_streams_share_one_snapshot(events, services, monkeypatch, pg):
     """Rows committed while the streams run are in none of them: one snapshot for all."""
-    monkeypatch.setattr(engine, "PARALLEL_MIN_PAGES", 1)
+    monkeypatch.setattr(pg_extract, "PARALLEL_MIN_PAGES", 1)
     monkeypatch.setenv("INGESTION_PARALLEL_STREAMS", "2")
-    original = engine.extract_batches
+    original = pg_extract.extract_batches
 
     def insert_then_extract(*args, **kwargs):
         writer = pg.connect()
@@ -52,7 +52,7 @@ def test_parallel_streams_share_one_snapshot(events, services, monkeypatch, pg):
         writer.close()
         yield from original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "extract_batches", insert_then_extract)
+    monkeypatch.setattr(pg_extract, "extract_batches", insert_then_extract)
     result = extract_table_full("events", "public", "snap.parquet", "2024-01-01", services=services)
     assert result["row_count"] == 20000
     assert max(r["id"] for r in _rows(services, "snap.parquet")) == 20000

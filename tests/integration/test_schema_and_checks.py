@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from typing import Any
 from decimal import Decimal
 from pathlib import Path
 
@@ -834,16 +835,20 @@ def test_source_reconciliation_warns_when_counts_differ(services, tmp_path):
     objects = [StoredObject(key, md5, rows)]
     source = PostgresSource(name="things", table="things")
 
-    matching = _by_check(run_checks(_pg_key("things"), source, services, objects, reconcile=lambda: 3))[RECONCILIATION]
+    def reconciled(counted: int) -> Any:
+        load = {"rows_from_source": 3, "source_count": counted, "rows_kept": 0, "merged": False}
+        return _by_check(run_checks(_pg_key("things"), source, services, objects, load_result=load))[RECONCILIATION]
+
+    matching = reconciled(3)
     assert matching.passed
     assert (matching.metadata["source_rows"].value, matching.metadata["loaded_rows"].value) == (3, 3)
 
-    differing = _by_check(run_checks(_pg_key("things"), source, services, objects, reconcile=lambda: 5))[RECONCILIATION]
+    differing = reconciled(5)
     assert not differing.passed
     assert differing.severity == dg.AssetCheckSeverity.WARN
     assert differing.metadata["failing_rows"].value == 2
     assert (differing.metadata["source_rows"].value, differing.metadata["loaded_rows"].value) == (5, 3)
-    fewer = _by_check(run_checks(_pg_key("things"), source, services, objects, reconcile=lambda: 1))[RECONCILIATION]
+    fewer = reconciled(1)
     assert not fewer.passed and fewer.metadata["failing_rows"].value == 2
 
 

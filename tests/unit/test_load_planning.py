@@ -14,7 +14,6 @@ from platform_assets.ingestion.load_planning import (
     catchup_floor,
     incremental_range,
     next_watermark,
-    reopen_range,
     window_range,
 )
 from platform_assets.ingestion.query_builder import CatchUp, ExtractRange, where_clause
@@ -188,38 +187,6 @@ def test_window_range_selects_the_local_day_across_dst(fetch) -> None:
     assert count == 23
     assert first == dt.datetime(2024, 3, 10, 5, tzinfo=UTC)
     assert last == dt.datetime(2024, 3, 11, 3, tzinfo=UTC)
-
-
-# --------------------------------------------------------------------------- reopen_range
-
-
-@pytest.mark.parametrize(
-    "recorded",
-    [
-        ExtractRange(column="id", cast_type="int8", lower="10", upper="20", upper_inclusive=True),
-        ExtractRange(
-            column="id",
-            cast_type="int8",
-            lower="10",
-            lower_inclusive=True,
-            upper="20",
-            upper_inclusive=False,
-            catchup=CatchUp("1:5:3", "10", floor="4"),
-        ),
-        ExtractRange(column="id", cast_type="int8", upper="20", upper_inclusive=True),
-        ExtractRange(column="id", cast_type="int8", lower="10"),
-    ],
-)
-def test_reopen_range_drops_only_the_upper_bound(recorded: ExtractRange) -> None:
-    reopened = reopen_range(recorded)
-    assert reopened.upper is None
-    assert reopened.upper_inclusive is False
-    assert reopened.column == recorded.column
-    assert reopened.cast_type == recorded.cast_type
-    assert reopened.lower == recorded.lower
-    assert reopened.lower_inclusive == recorded.lower_inclusive
-    assert reopened.catchup == recorded.catchup
-    assert reopen_range(reopened) == reopened
 
 
 # --------------------------------------------------------------------------- next_watermark

@@ -32,12 +32,13 @@ from platform_assets.ingestion.query_builder import (
 from platform_assets.ingestion.type_mapping import PgColumn, map_column
 
 
+REFERENCE = "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+WIDENED = f"({REFERENCE} - 1 - ((({REFERENCE} - 1) % 4294967296 - (xmin::text::bigint) + 4294967296) % 4294967296))"
+
+
 def xid_condition(xip: str, xmax: int) -> str:
-    """The rendered invisible-row condition; ``xip`` as psycopg2 renders the list literal."""
-    return (
-        f"((xmin::text::bigint) >= 3 AND ((xmin::text::bigint) = ANY({xip}::bigint[]) "
-        f"OR (((xmin::text::bigint) - {xmax} + 4294967296) % 4294967296) < 2147483648))"
-    )
+    """The rendered invisible-row condition; ``xip`` as psycopg2 renders the list literal (64-bit)."""
+    return f"((xmin::text::bigint) >= 3 AND ({WIDENED} >= {xmax} OR {WIDENED} = ANY({xip}::bigint[])))"
 
 
 def mapping(name: str, type_name: str = "int4", element: str | None = None, position: int = 1):
@@ -101,6 +102,8 @@ def test_extract_range_json_shape() -> None:
         "upper": None,
         "upper_inclusive": False,
         "catchup": {"snapshot": "1:5:3", "upper": "1", "floor": "0"},
+        "include_nulls": False,
+        "empty": False,
     }
 
 
@@ -231,7 +234,7 @@ def test_catchup_with_floor(render) -> None:
     assert render(where) == (
         " WHERE (((\"id\" > CAST('100' AS int8)) OR (\"id\" >= CAST('40' AS int8) AND "
         "\"id\" <= CAST('100' AS int8) AND "
-        + xid_condition("ARRAY[150,1]", 200)  # 32-bit xids
+        + xid_condition("ARRAY[4294967446,8589934593]", 4294967496)  # 64-bit xids
         + ")))"
     )
 
@@ -275,9 +278,9 @@ def test_rendered_catchup_uses_a_single_modulo_operator(render) -> None:
     )
     text = render(where)
     assert "%%" not in text
-    assert "+ 4294967296) % 4294967296) < 2147483648" in text
+    assert "+ 4294967296) % 4294967296))" in text
     assert "ANY(ARRAY[15]::bigint[])" in text
-    assert "- 20 + 4294967296" in text
+    assert ">= 20 OR" in text
 
 
 @pytest.mark.parametrize("extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8")])
@@ -563,3 +566,35 @@ def test_describe_query_with_trailing_line_comment(unit_conn) -> None:
 )
 def test_copy_statement(select: str, expected: str) -> None:
     assert copy_statement(select) == expected
+
+
+# --------------------------------------------------------------------------- NULL watermarks and empty ranges
+
+
+def _selected(fetch, extract_range: ExtractRange) -> list[int | None]:
+    values = "(1), (5), (9), (NULL)"
+    query = sql.SQL("SELECT id FROM (VALUES " + values + ") AS t(id){} ORDER BY id").format(where_clause(extract_range))
+    return [r[0] for r in fetch(query)]
+
+
+@pytest.mark.parametrize(
+    ("extract_range", "expected"),
+    [
+        (ExtractRange(column="id", cast_type="int4", upper="5", upper_inclusive=True), [1, 5]),
+        (ExtractRange(column="id", cast_type="int4", upper="5", upper_inclusive=True, include_nulls=True), [1, 5, None]),
+        (ExtractRange(column="id", cast_type="int4", lower="1", upper="5", upper_inclusive=True, include_nulls=True),
+         [5, None]),
+        (ExtractRange(column="id", cast_type="int4", empty=True), []),
+        (ExtractRange(column="id", cast_type="int4", empty=True, include_nulls=True), [None]),
+        (ExtractRange(column="id", cast_type="int4", lower="5", upper="5", upper_inclusive=True), []),
+        (ExtractRange(column="id", cast_type="int4", include_nulls=True), [1, 5, 9, None]),
+    ],
+)
+def test_nulls_and_empty_ranges(fetch, extract_range: ExtractRange, expected: list[int | None]) -> None:
+    assert _selected(fetch, extract_range) == expected
+    assert ExtractRange.from_json(extract_range.to_json()) == extract_range
+
+
+def test_empty_range_is_not_full() -> None:
+    assert not ExtractRange(column="id", cast_type="int4", empty=True).is_full
+    assert ExtractRange(column="id", cast_type="int4", include_nulls=True).is_full

@@ -1,0 +1,154 @@
+"""Merging what a partition's object held with what the source shows now (a replay).
+
+A replay must not remove a row version bronze already held. A version is the row's
+key (its primary key, the registry's ``key_columns``, or all columns) plus its
+watermark value. The new extract is written first; then every row of the previous
+object whose version the extract did not bring again is appended. Where both hold
+a version, the source's row wins (its values as they are now).
+
+Memory: only the key columns of both sides are held (as text, for one hash
+anti-join); the previous object's rows stream through in batches. Columns the
+previous object has and the source no longer has are kept, after the source's
+columns, so no value it held is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from platform_assets.ingestion.errors import IngestionError
+
+BATCH_ROWS = 64 * 1024
+_ROW = "__row"
+
+
+@dataclass(frozen=True)
+class PreviousObject:
+    """The object a partition's replay merges into, downloaded to a local file."""
+
+    path: Path
+    schema: pa.Schema
+    row_count: int
+
+    @classmethod
+    def open(cls, path: Path) -> PreviousObject:
+        parquet = pq.ParquetFile(path)
+        return cls(path, parquet.schema_arrow, parquet.metadata.num_rows)
+
+
+def merged_schema(source: pa.Schema, previous: pa.Schema, source_name: str) -> pa.Schema:
+    """The source's schema plus the previous object's columns it no longer has.
+
+    A column whose type changed must be castable from the old type to the new one;
+    otherwise the replay cannot keep the old rows and a rebuild is the way.
+    """
+    for field in previous:
+        index = source.get_field_index(field.name)
+        if index >= 0 and not _castable(field.type, source.field(index).type):
+            raise IngestionError(
+                f"{source_name}: the partition's object holds column {field.name!r} as {field.type}, the "
+                f"source now has {source.field(index).type}, and a replay keeps the object's rows: "
+                "rebuild the partition (run config rebuild: true, or the tag data_platform/rebuild=true) "
+                "to replace it with the source as it is now"
+            )
+    kept = [f.with_nullable(True) for f in previous if source.get_field_index(f.name) < 0]
+    return pa.schema([*source, *kept], metadata=source.metadata)
+
+
+def _castable(old: pa.DataType, new: pa.DataType) -> bool:
+    if old == new:
+        return True
+    try:
+        pc.cast(pa.nulls(0, old), new)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with ``schema``'s columns: cast where the type changed, null where missing."""
+    columns = []
+    for field in schema:
+        index = batch.schema.get_field_index(field.name)
+        if index < 0:
+            columns.append(pa.nulls(batch.num_rows, field.type))
+        else:
+            column = batch.column(index)
+            columns.append(column if column.type == field.type else pc.cast(column, field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+class VersionKeys:
+    """The version keys of the rows a new extract wrote, encoded for an anti-join."""
+
+    def __init__(self, columns: list[str]):
+        self.columns = columns
+        self._parts: list[pa.Table] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self._parts.append(_encoded(batch, self.columns, batch.num_rows))
+
+    def table(self) -> pa.Table:
+        if not self._parts:
+            return _encoded(pa.table({}), self.columns, 0)
+        return pa.concat_tables(self._parts)
+
+
+def kept_rows(previous: PreviousObject, written: VersionKeys, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Rows of ``previous`` whose version is not among ``written``, shaped as ``schema``."""
+    parquet = pq.ParquetFile(previous.path)
+    present = [c for c in written.columns if c in previous.schema.names]
+    old_keys = parquet.read(columns=present)
+    old_keys = pa.table(
+        {
+            name: pc.cast(old_keys.column(name), schema.field(name).type)
+            if schema.get_field_index(name) >= 0 else old_keys.column(name)
+            for name in present
+        }
+    )
+    encoded = _encoded(old_keys, written.columns, previous.row_count)
+    encoded = encoded.append_column(_ROW, pa.array(np.arange(previous.row_count, dtype=np.int64)))
+    survivors = encoded.join(
+        written.table(), keys=[c for c in encoded.column_names if c != _ROW], join_type="left anti", use_threads=False
+    )
+    rows = np.sort(survivors.column(_ROW).to_numpy())
+    offset = 0
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        end = offset + batch.num_rows
+        first, last = np.searchsorted(rows, [offset, end])
+        if last > first:
+            yield conform(batch.take(pa.array(rows[first:last] - offset)), schema)
+        offset = end
+
+
+def _encoded(batch: pa.RecordBatch | pa.Table, columns: list[str], rows: int) -> pa.Table:
+    """Each key column as non-null text plus a null flag: the join then matches NULL with NULL."""
+    arrays: dict[str, pa.Array] = {}
+    for i, name in enumerate(columns):
+        index = batch.schema.get_field_index(name)
+        column = batch.column(index) if index >= 0 else pa.nulls(rows)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        arrays[f"k{i}"] = pc.fill_null(_as_text(column), "")
+        arrays[f"n{i}"] = pc.is_null(column)
+    return pa.table(arrays)
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+    if pa.types.is_nested(kind) or pa.types.is_null(kind):
+        return pa.array(
+            [None if v is None else json.dumps(v, sort_keys=True, default=str) for v in column.to_pylist()],
+            pa.string(),
+        )
+    return pc.cast(column, pa.string())

@@ -1,0 +1,120 @@
+"""What a daily partition of a PostgreSQL source holds, decided from the source's state.
+
+Pure: ``plan_partition`` takes a registry-free ``SourceSpec``, the ``SourceState``
+read inside the source's lock and a partition key, and returns the plan of the
+load. See README, "What a partition holds":
+
+- full table, view, custom query: a complete snapshot taken when the partition is
+  materialized; loading it again takes a new one (same object key).
+- timestamp watermark: the row versions whose watermark falls on the partition's
+  day in the registry's timezone; the first partition also holds everything earlier
+  and the rows whose watermark is NULL. Loading a day again merges what the source
+  shows now into what the object held: versions are added, never dropped.
+- integer watermark: the rows past the watermark when the partition was first
+  loaded, as a recorded range ``(lower, upper]``; ranges never overlap. The newest
+  range (the frontier) grows when its partition is loaded again; any other
+  partition replays its recorded range, merged into its object.
+- ``rebuild``: re-read the partition's range and replace the object instead of
+  merging (versions no longer in the source are then gone).
+- a watermark the user reset with the guide's UPDATE or DELETE is acted on by the
+  next load that reads past the frontier (the guide's "extract again"), and reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from platform_assets.ingestion.query_builder import ExtractRange
+from platform_assets.ingestion.source_state import SourceState
+from platform_assets.ingestion.watermark_values import Window, partition_window
+
+PartitionMode = Literal["full", "window", "range", "replay"]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A PostgreSQL source as the engine needs it (the Dagster layer builds it from the registry)."""
+
+    name: str
+    source_name: str
+    schema: str | None = None
+    table: str | None = None
+    query: str | None = None
+    load: Literal["full", "incremental"] = "full"
+    watermark_column: str | None = None
+    watermark_type: Literal["timestamp", "integer"] | None = None
+    object_key_pattern: str = "postgres/{name}/{date}/{name}.parquet"
+    schema_policy: Literal["evolve", "freeze"] = "evolve"
+    timezone: str = "UTC"
+    start_date: dt.date = dt.date(2024, 1, 1)
+    key_columns: tuple[str, ...] = ()
+    """The row's key for versions and messages; empty: the table's primary key."""
+
+    def object_key(self, partition_key: str) -> str:
+        return self.object_key_pattern.format(name=self.name, date=partition_key)
+
+    def window(self, partition_key: str) -> Window:
+        date = dt.date.fromisoformat(partition_key)
+        return partition_window(date, self.timezone, first_partition=self.is_first(partition_key))
+
+    def is_first(self, partition_key: str) -> bool:
+        return dt.date.fromisoformat(partition_key) <= self.start_date
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """How one partition is loaded.
+
+    ``range`` reads from ``lower`` (exclusive; None: from the start, NULL watermarks
+    included) with no upper bound and records ``(lower, largest value loaded]``,
+    never less than ``previous_upper``. ``replay`` reads ``replay_range`` exactly.
+    """
+
+    partition_key: str
+    mode: PartitionMode
+    window: Window | None = None
+    include_nulls: bool = False
+    lower: str | None = None
+    previous_upper: str | None = None
+    replay_range: ExtractRange | None = None
+    merge: bool = False
+    rebuild: bool = False
+    watermark_reset: dict[str, Any] | None = None
+
+    @property
+    def writes_watermark(self) -> bool:
+        return self.mode in ("window", "range")
+
+
+def plan_partition(spec: SourceSpec, state: SourceState, partition_key: str, rebuild: bool = False) -> PartitionPlan:
+    """The load of ``partition_key``; ``state`` must have been read under the source's lock."""
+    previous = state.partitions.get(partition_key)
+    merge = previous is not None and not rebuild
+    if spec.load == "full":
+        return PartitionPlan(partition_key, "full", rebuild=rebuild)
+    if spec.watermark_type == "timestamp":
+        first = spec.is_first(partition_key)
+        return PartitionPlan(
+            partition_key, "window", window=spec.window(partition_key), include_nulls=first,
+            merge=merge, rebuild=rebuild, watermark_reset=state.reset(),
+        )
+    reset = state.reset()
+    if previous is not None and not _is_frontier(previous, state) and previous.extract_range is not None:
+        return PartitionPlan(partition_key, "replay", replay_range=previous.extract_range, merge=merge, rebuild=rebuild)
+    if previous is not None and reset is None and previous.extract_range is not None:
+        recorded = previous.extract_range
+        return PartitionPlan(
+            partition_key, "range", lower=recorded.lower, include_nulls=recorded.include_nulls,
+            previous_upper=previous.range_upper, merge=merge, rebuild=rebuild,
+        )
+    lower = state.watermark.value if state.watermark is not None else None
+    return PartitionPlan(
+        partition_key, "range", lower=lower, include_nulls=lower is None,
+        merge=merge, rebuild=rebuild, watermark_reset=reset,
+    )
+
+
+def _is_frontier(load: Any, state: SourceState) -> bool:
+    return state.frontier is not None and state.frontier.run_id == load.run_id
