@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test dev bootstrap summary bench bench-quick stop-local
+.PHONY: install demo test test-model-long dev bootstrap summary bench bench-quick stop-local
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 ## Unit and integration tests (real PostgreSQL on 127.0.0.1:5432, S3 server on loopback).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+## The model-based tests with a longer budget and new random sequences on every run.
+test-model-long: $(STAMP)
+	MODEL_RANDOM=1 MODEL_EXAMPLES=$${MODEL_EXAMPLES:-40} MODEL_STEPS=$${MODEL_STEPS:-60} \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/model
 
 ## The Dagster UI on http://127.0.0.1:3000, against the same services as `make demo`.
 dev: $(STAMP)

@@ -1,9 +1,11 @@
-"""Command line: ``python -m platform_assets.cli {bootstrap,demo,summary}``.
+"""Command line: ``python -m platform_assets.cli {bootstrap,demo,summary,rebuild}``.
 
 - ``bootstrap``: create or upgrade the tracking tables (``sql/``).
 - ``demo``: start the embedded defaults where nothing is configured, create the demo
   source tables, run the main job for one partition and print the daily summary.
 - ``summary``: print the guide's daily ingestion summary.
+- ``rebuild <source> <date>...``: replace partitions of a database source with the
+  source as it is now (a Dagster run per partition, tagged ``data_platform/rebuild``).
 """
 
 from __future__ import annotations
@@ -95,6 +97,38 @@ def demo(partition: str) -> int:
     return 0 if result.success else 1
 
 
+def rebuild(source: str, partitions: list[str]) -> int:
+    import dagster as dg
+
+    from platform_assets.definitions import defs
+    from platform_assets.postgres_assets import REBUILD_TAG
+
+    key = dg.AssetKey(["bronze", "postgres", source])
+    try:
+        asset = defs.get_assets_def(key)
+    except Exception as e:
+        raise SystemExit(f"no database source {source!r} in the registry ({e})") from e
+    failed = 0
+    with _instance() as instance:
+        for partition in partitions:
+            result = dg.materialize(
+                [asset], partition_key=partition, instance=instance, resources=defs.resources,
+                tags={REBUILD_TAG: "true"}, raise_on_error=False,
+            )
+            print(f"rebuild of {source} {partition}: {'succeeded' if result.success else 'FAILED'}")
+            failed += not result.success
+    return 1 if failed else 0
+
+
+def _instance():
+    """The Dagster instance of DAGSTER_HOME (so the UI shows the runs), else an ephemeral one."""
+    import os
+
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform_assets.cli")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,7 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         help="partition date (default: today, UTC)",
     )
     commands.add_parser("summary", help="print the daily ingestion summary")
+    rebuild_parser = commands.add_parser(
+        "rebuild", help="replace partitions of a database source with the source as it is now"
+    )
+    rebuild_parser.add_argument("source", help="registry name of the source, e.g. orders")
+    rebuild_parser.add_argument("partitions", nargs="+", help="partition dates, e.g. 2024-03-01")
     args = parser.parse_args(argv)
+    if args.command == "rebuild":
+        return rebuild(args.source, args.partitions)
     if args.command == "bootstrap":
         bootstrap()
         return 0

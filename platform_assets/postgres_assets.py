@@ -89,17 +89,18 @@ def build_postgres_asset(
         rebuild = config.rebuild or context.run.tags.get(REBUILD_TAG, "").lower() == "true"
         with retry_transient_errors(context):
             outcome = load_partition(
-                spec, context.partition_key, services, rebuild=rebuild, dagster_run_id=context.run.run_id
+                spec, context.partition_key, services, rebuild=rebuild, dagster_run_id=context.run.run_id,
+                verify=lambda result: _checks(key, source, services, result),
             )
-        for reloaded in outcome.reloads:
-            _report_reload(context, key, source, services, reloaded)
+        main_checks, *reload_checks = outcome.verified
+        for reloaded, checks in zip(outcome.reloads, reload_checks):
+            _report_reload(context, key, source, reloaded, checks)
         for partition, error in outcome.reload_errors.items():
             context.log.error(f"{source.source_name}: reloading partition {partition} (late rows) failed: {error}")
-        result = outcome.result
-        metadata = materialization_metadata(result)
+        metadata = materialization_metadata(outcome.result)
         if outcome.reload_errors:
             metadata["late_reload_failures"] = dg.MetadataValue.json(outcome.reload_errors)
-        return dg.MaterializeResult(metadata=metadata, check_results=_checks(key, source, services, result))
+        return dg.MaterializeResult(metadata=metadata, check_results=main_checks)
 
     return _asset
 
@@ -110,8 +111,8 @@ def _checks(key: dg.AssetKey, source: PostgresSource, services: Services, result
 
 
 def _report_reload(
-    context: dg.AssetExecutionContext, key: dg.AssetKey, source: PostgresSource, services: Services,
-    result: dict[str, Any],
+    context: dg.AssetExecutionContext, key: dg.AssetKey, source: PostgresSource, result: dict[str, Any],
+    checks: list[dg.AssetCheckResult],
 ) -> None:
     """A partition loaded again because of late rows: its materialization and its checks."""
     partition = result["partition_key"]
@@ -124,7 +125,7 @@ def _report_reload(
             metadata=materialization_metadata(result),
         )
     )
-    for check in _checks(key, source, services, result):
+    for check in checks:
         context.log_event(
             dg.AssetCheckEvaluation(
                 asset_key=key, check_name=check.check_name, passed=check.passed, metadata=check.metadata,

@@ -307,6 +307,15 @@ class Registry(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {duplicates}")
+        tracked: dict[str, str] = {}
+        for source in self.postgres:
+            other = tracked.setdefault(source.source_name, source.name)
+            if other != source.name:
+                raise ValueError(
+                    f"sources {other!r} and {source.name!r} both read {source.source_name}, and runs are "
+                    "tracked by the table (one watermark, lock and partition state): keep one, or read the "
+                    f"other through a custom query (query: SELECT * FROM {source.source_name})"
+                )
         return self
 
 

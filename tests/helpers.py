@@ -107,7 +107,7 @@ def object_rows(store_settings: Any, key: str, *columns: str) -> list[tuple] | N
     try:
         body = client.get_object(Bucket=store_settings.buckets["bronze"], Key=key)["Body"].read()
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if e.response.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchBucket", "404"}:
             return None
         raise
     table = pq.read_table(io.BytesIO(body))

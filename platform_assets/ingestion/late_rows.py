@@ -45,7 +45,7 @@ def late_partitions(
             rows = _count_invisible(cur, spec, load)
             if rows:
                 late[load.partition_key] = rows
-            elif _settled(snapshot.open_before, snapshot.taken_at, load, _day_end(spec, load)):
+            elif _settled(snapshot.open_at_snapshot, snapshot.taken_at, load, _day_end(spec, load)):
                 tracking.clear_late_check(platform, load.run_id)
     return late
 

@@ -56,7 +56,7 @@ def incremental_range(
     """
     base = ExtractRange(column=column.name, cast_type=column.pg_type)
     if stored is None or stored.value is None:
-        return base
+        return replace(base, include_nulls=True)
     if stored.column != column.name:
         raise WatermarkError(
             f"{source_name}: the stored watermark is on column {stored.column!r} but the source "
@@ -104,7 +104,7 @@ class OpenTransactions:
 
 
 def catchup_floor(
-    open_before: OpenTransactions,
+    open_at_snapshot: OpenTransactions,
     writers_in_snapshot: bool,
     watermark_before: str | None,
     watermark_after: str | None,
@@ -113,18 +113,20 @@ def catchup_floor(
     """The lowest value a transaction open at the snapshot can still commit.
 
     Assumes watermark values are not earlier than the start of the transaction
-    that writes them (``now()``, ``clock_timestamp()``, sequences). Open
-    transactions are counted just before the snapshot (``open_before``); writers
-    that started after that count show up only in the snapshot's xip list.
+    that writes them (``now()``, ``clock_timestamp()``, sequences). Transactions
+    that began before the snapshot and are still open are counted in the snapshot's
+    own statement (``open_at_snapshot``): that includes those that have not written
+    yet, which the snapshot's xip list does not show.
 
     - nothing open: only rows equal to the new watermark can still appear;
-    - only writers that began after the count: the watermark before this run
-      (no run of the source commits meanwhile, it holds the source lock);
+    - writers in the snapshot's xip that finished before the count: the watermark
+      before this run (no run of the source commits meanwhile, it holds the source lock);
     - older open transactions: the watermark stored when the oldest began;
-    - their start not visible (missing ``pg_read_all_stats``): no floor.
+    - their start not visible (missing ``pg_read_all_stats``, ``track_activities``
+      off, prepared transactions): no floor.
     """
-    if open_before.any_hidden:
+    if open_at_snapshot.any_hidden:
         return None
-    if open_before.none:
+    if open_at_snapshot.none:
         return watermark_before if writers_in_snapshot else watermark_after
     return watermark_when_oldest_began

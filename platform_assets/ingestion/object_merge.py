@@ -47,30 +47,57 @@ class PreviousObject:
 def merged_schema(source: pa.Schema, previous: pa.Schema, source_name: str) -> pa.Schema:
     """The source's schema plus the previous object's columns it no longer has.
 
-    A column whose type changed must be castable from the old type to the new one;
-    otherwise the replay cannot keep the old rows and a rebuild is the way.
+    A column whose type changed must widen (int32 -> int64, a decimal with more digits,
+    ...): other changes (a zoned timestamp made naive, text made numeric) change what a
+    value means, so the old rows cannot be kept as they are and a rebuild is the way.
+    A column the old rows lack, or that held NULLs there, is nullable in the merge.
     """
     for field in previous:
         index = source.get_field_index(field.name)
-        if index >= 0 and not _castable(field.type, source.field(index).type):
+        if index >= 0 and not widens(field.type, source.field(index).type):
             raise IngestionError(
                 f"{source_name}: the partition's object holds column {field.name!r} as {field.type}, the "
                 f"source now has {source.field(index).type}, and a replay keeps the object's rows: "
                 "rebuild the partition (run config rebuild: true, or the tag data_platform/rebuild=true) "
                 "to replace it with the source as it is now"
             )
+    held = {f.name: f for f in previous}
+    fields = [
+        f if f.name in held and not held[f.name].nullable else f.with_nullable(True)
+        for f in source
+    ]
     kept = [f.with_nullable(True) for f in previous if source.get_field_index(f.name) < 0]
-    return pa.schema([*source, *kept], metadata=source.metadata)
+    return pa.schema([*fields, *kept], metadata=source.metadata)
 
 
-def _castable(old: pa.DataType, new: pa.DataType) -> bool:
+def version_columns(key: list[str], columns: list[str], watermark: str | None, previous: pa.Schema) -> list[str]:
+    """The columns that identify a version on both sides of a merge.
+
+    The key (plus the watermark) when the previous object has all of it; otherwise the
+    columns both sides have, so that a column added or renamed since does not make
+    every old row look like another version.
+    """
+    held = set(previous.names)
+    wanted = [*key] if key and all(k in held for k in key) else [c for c in columns if c in held]
+    if watermark is not None and watermark in held and watermark not in wanted:
+        wanted.append(watermark)
+    return wanted
+
+
+def widens(old: pa.DataType, new: pa.DataType) -> bool:
+    """Whether every value of ``old`` converts to ``new`` keeping its meaning."""
     if old == new:
         return True
-    try:
-        pc.cast(pa.nulls(0, old), new)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
-    return True
+    if pa.types.is_integer(old) and pa.types.is_integer(new):
+        signed = pa.types.is_signed_integer
+        return new.bit_width > old.bit_width if signed(new) and not signed(old) else (
+            signed(new) == signed(old) and new.bit_width >= old.bit_width
+        )
+    if pa.types.is_floating(old) and pa.types.is_floating(new):
+        return new.bit_width >= old.bit_width
+    if pa.types.is_decimal(old) and pa.types.is_decimal(new):
+        return new.scale >= old.scale and new.precision - new.scale >= old.precision - old.scale
+    return (old, new) in ((pa.string(), pa.large_string()), (pa.binary(), pa.large_binary()))
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -10,6 +10,7 @@ the previous one committed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class PartitionOutcome:
     """Partitions loaded again because rows were committed into their range after their load."""
     reload_errors: dict[str, str] = field(default_factory=dict)
     """Partitions whose reload failed (their flag stays: the next run tries again)."""
+    verified: list[Any] = field(default_factory=list)
+    """What ``verify`` returned for ``result`` and each reload, in that order."""
 
 
 def load_partition(
@@ -41,31 +44,39 @@ def load_partition(
     *,
     rebuild: bool = False,
     dagster_run_id: str | None = None,
+    verify: Callable[[dict[str, Any]], Any] | None = None,
 ) -> PartitionOutcome:
-    """Materialize ``partition_key`` of ``spec`` (see ``partition_planning``)."""
+    """Materialize ``partition_key`` of ``spec`` (see ``partition_planning``).
+
+    ``verify`` (the asset's checks) runs on each stored object while the lock is
+    still held, so no other run of the source replaces the object meanwhile.
+    """
+    check = verify or (lambda result: None)
     with locked_source(services, spec.source_name) as platform:
         state = read_source_state(platform, spec.source_name)
         plan = plan_partition(spec, state, partition_key, rebuild)
         result = run_locked(request_for(spec, plan, dagster_run_id), services, platform, state)
+        verified = [check(result)]
         if spec.load != "incremental":
-            return PartitionOutcome(result)
+            return PartitionOutcome(result, verified=verified)
         reloads: list[dict[str, Any]] = []
         errors: dict[str, str] = {}
         state = read_source_state(platform, spec.source_name)
         for key, rows in sorted(late_partitions(services, spec, platform, state, partition_key).items()):
             log.info("%s: %d late row(s) in partition %s; loading it again", spec.source_name, rows, key)
             try:
-                reloads.append(
-                    run_locked(request_for(spec, plan_partition(spec, state, key), dagster_run_id),
-                               services, platform, state)
-                )
+                reloaded = run_locked(request_for(spec, plan_partition(spec, state, key), dagster_run_id),
+                                      services, platform, state)
             except TransientError:
                 raise
             except IngestionError as e:
                 log.error("%s: reloading partition %s failed: %s", spec.source_name, key, e)
                 errors[key] = str(e)
+            else:
+                reloads.append(reloaded)
+                verified.append(check(reloaded))
             state = read_source_state(platform, spec.source_name)
-        return PartitionOutcome(result, reloads, errors)
+        return PartitionOutcome(result, reloads, errors, verified)
 
 
 def request_for(spec: SourceSpec, plan: PartitionPlan, dagster_run_id: str | None) -> LoadRequest:

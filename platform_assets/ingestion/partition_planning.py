@@ -109,11 +109,26 @@ def plan_partition(spec: SourceSpec, state: SourceState, partition_key: str, reb
             partition_key, "range", lower=recorded.lower, include_nulls=recorded.include_nulls,
             previous_upper=previous.range_upper, merge=merge, rebuild=rebuild,
         )
+    # A watermark row holding NULL: the ranges so far loaded no value (NULLs at most),
+    # so this one takes every value and no NULL; no row at all: from the start, NULLs too.
     lower = state.watermark.value if state.watermark is not None else None
+    include_nulls = state.watermark is None
+    if previous is not None and previous.extract_range is not None:
+        # the frontier acting on a reset: its range may grow downwards, never shrink,
+        # so that it still covers what its object holds (and a rebuild re-reads all of it)
+        lower = _lowest(lower, previous.extract_range.lower)
+        include_nulls = include_nulls or (lower is None and previous.extract_range.include_nulls)
     return PartitionPlan(
-        partition_key, "range", lower=lower, include_nulls=lower is None,
+        partition_key, "range", lower=lower, include_nulls=include_nulls,
         merge=merge, rebuild=rebuild, watermark_reset=reset,
     )
+
+
+def _lowest(a: str | None, b: str | None) -> str | None:
+    """The lower of two integer bounds; None (from the start) is the lowest."""
+    if a is None or b is None:
+        return None
+    return a if int(a) <= int(b) else b
 
 
 def _is_frontier(load: Any, state: SourceState) -> bool:

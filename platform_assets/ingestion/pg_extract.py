@@ -28,7 +28,13 @@ from platform_assets.ingestion.copy_streams import extract_batches, psql_executa
 from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError, WatermarkError
 from platform_assets.ingestion.load_planning import WatermarkColumn, incremental_range, window_range
 from platform_assets.ingestion.null_watermarks import NullWatermarks, uncaptured_null_rows
-from platform_assets.ingestion.object_merge import PreviousObject, VersionKeys, kept_rows, merged_schema
+from platform_assets.ingestion.object_merge import (
+    PreviousObject,
+    VersionKeys,
+    kept_rows,
+    merged_schema,
+    version_columns,
+)
 from platform_assets.ingestion.parquet_sink import FileFollower, ParquetFile, ParquetSink, preview_rows
 from platform_assets.ingestion.pg_copy_reader import NotUtf8Text, RowLargerThanBlock
 from platform_assets.ingestion.query_builder import ExtractRange
@@ -95,13 +101,13 @@ def extract_to_parquet(
         if changes.flagged:
             log.warning("%s: schema changed: %s", request.source_name, changes.describe())
         schema = with_changes_metadata(arrow_schema(mappings), changes)
+        version: list[str] = []
         if previous is not None:
             schema = merged_schema(schema, previous.schema, request.source_name)
+            version = version_columns(key, [c.name for c in columns],
+                                      watermark_column.name if watermark_column else None, previous.schema)
         nulls = _null_watermarks(cur, request, watermark_column, columns, key, extract_range,
                                  null_capture_snapshot, row_versioned)
-        version = [*(key or [c.name for c in columns])]
-        if watermark_column is not None and watermark_column.name not in version:
-            version.append(watermark_column.name)
         framed = False
         while True:
             try:
@@ -259,6 +265,13 @@ def _read_range(
         window = window_range(column, request.window or Window(None, None))
         return replace(window, include_nulls=request.include_nulls)
     if request.mode == "range":
+        if stored is not None and stored.column != column.name:
+            raise WatermarkError(
+                f"{request.source_name}: the stored watermark is on column {stored.column!r} but the source "
+                f"now uses {column.name!r}; its value cannot bound the new column's range. DELETE FROM "
+                f"data_platform.watermarks WHERE source_name = '{request.source_name}' to extract again from "
+                "the start (rows other partitions hold are loaded again), or set it to a value of the new column"
+            )
         if request.lower is not None:
             parse_value(request.lower, column.pg_type)  # fail early on a bad manual UPDATE
         return replace(base, lower=request.lower, include_nulls=request.include_nulls)

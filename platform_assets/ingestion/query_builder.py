@@ -42,9 +42,10 @@ class CatchUp:
 class ExtractRange:
     """Which rows of a table a run reads. Bounds are watermark values in text form.
 
-    ``include_nulls`` adds the rows whose watermark is NULL (the first partition's);
-    ``empty`` selects no watermark value at all (a range that loaded nothing, bounded
-    so that its replay stays empty).
+    ``include_nulls`` adds the rows whose watermark is NULL (the first partition's;
+    without bounds and without it, the range is every non-NULL value); ``empty``
+    selects no watermark value at all (a range that loaded nothing, bounded so that
+    its replay stays empty).
     """
 
     column: str | None = None
@@ -61,6 +62,7 @@ class ExtractRange:
     def is_full(self) -> bool:
         return self.column is None or (
             self.lower is None and self.upper is None and self.catchup is None and not self.empty
+            and self.include_nulls
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -124,7 +126,7 @@ def range_condition(extract_range: ExtractRange) -> sql.Composable:
         upper: list[sql.Composable] = []
         if extract_range.upper is not None:
             upper.append(bound("<=" if extract_range.upper_inclusive else "<", extract_range.upper))
-        predicate = _conjunction(main)
+        predicate = _conjunction(main) if main or upper else sql.SQL("{} IS NOT NULL").format(column)
         if extract_range.catchup is not None:
             catchup = extract_range.catchup
             late = [bound("<=", catchup.upper), Snapshot.parse(catchup.snapshot).invisible_row_condition()]

@@ -27,18 +27,28 @@ _SESSION_SETTINGS = (
     "SET extra_float_digits = 1; SET bytea_output = 'hex'"
 )
 
-# Prepared (two-phase) transactions have no backend: they count as open with an
-# unknown start, which removes the catch-up floor.
-_OPEN_TRANSACTIONS_SQL = """
-SELECT count(*) FILTER (WHERE xact_start IS NOT NULL),
-       min(xact_start),
-       COALESCE(bool_or(state IS NULL), false)
-       OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database())
-FROM pg_stat_activity
-WHERE datname = current_database()
-  AND pid <> pg_backend_pid()
-  AND backend_type = 'client backend'
-  AND application_name IS DISTINCT FROM %s
+# The snapshot, when it was taken, and the other transactions open at that moment.
+# One statement: the repeatable-read snapshot is taken as it starts, pg_stat_activity
+# is read while it runs, so every transaction that began before the snapshot and is
+# still open is counted, including one that has not written yet (no xid: not in the
+# snapshot's xip), which a count taken before the snapshot would miss if it began in
+# between. Prepared (two-phase) transactions have no backend, and sessions we may not
+# see (no pg_read_all_stats) or that do not report (track_activities off: state
+# 'disabled') show no start: they count as open with an unknown start, which removes
+# the catch-up floor.
+_SNAPSHOT_SQL = """
+SELECT pg_current_snapshot()::text, clock_timestamp(), open.*
+FROM (
+  SELECT count(*) FILTER (WHERE xact_start <= statement_timestamp()),
+         min(xact_start) FILTER (WHERE xact_start <= statement_timestamp()),
+         COALESCE(bool_or(state IS NULL OR state = 'disabled'), false)
+         OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database())
+  FROM pg_stat_activity
+  WHERE datname = current_database()
+    AND pid <> pg_backend_pid()
+    AND backend_type = 'client backend'
+    AND application_name IS DISTINCT FROM %s
+) AS open
 """
 
 
@@ -67,7 +77,7 @@ WHERE backend_xid IS NOT NULL
 class ExtractSnapshot:
     snapshot: Snapshot
     taken_at: dt.datetime
-    open_before: OpenTransactions
+    open_at_snapshot: OpenTransactions
     client_writers: bool
     """Whether transactions that may write user rows were in progress at the snapshot."""
     export_id: str | None = None
@@ -96,14 +106,12 @@ def read_only_snapshot(
             cur.execute(_SESSION_SETTINGS)
             cur.execute("SHOW server_encoding")
             (server_encoding,) = cur.fetchone()
-            cur.execute(_OPEN_TRANSACTIONS_SQL, (EXTRACT_APPLICATION_NAME,))
-            count, oldest, hidden = cur.fetchone()
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute("SELECT pg_current_snapshot()::text, clock_timestamp()")
-            snapshot_text, taken_at = cur.fetchone()
+            cur.execute(_SNAPSHOT_SQL, (EXTRACT_APPLICATION_NAME,))
+            snapshot_text, taken_at, count, oldest, hidden = cur.fetchone()
             top_level = Snapshot.parse(snapshot_text)
             subtransactions = in_progress_subtransactions(cur, top_level)
-            open_before = OpenTransactions(count, oldest, hidden or subtransactions is None)
+            open_at_snapshot = OpenTransactions(count, oldest, hidden or subtransactions is None)
             cur.execute(_OTHER_WRITERS_SQL)
             not_ours = {row[0] for row in cur.fetchall()}
             export_id = None
@@ -113,7 +121,7 @@ def read_only_snapshot(
             snapshot = ExtractSnapshot(
                 top_level.with_in_progress(subtransactions or []),
                 taken_at,
-                open_before,
+                open_at_snapshot,
                 client_writers=any(x % XID32 not in not_ours for x in top_level.xip),
                 export_id=export_id,
                 server_encoding=server_encoding,

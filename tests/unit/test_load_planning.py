@@ -52,7 +52,7 @@ def stored(
 @pytest.mark.parametrize("column", [TS, ID])
 def test_incremental_without_a_stored_value_reads_everything(render, previous, column: WatermarkColumn) -> None:
     extract_range = incremental_range("orders", column, previous)
-    assert extract_range == ExtractRange(column=column.name, cast_type=column.pg_type)
+    assert extract_range == ExtractRange(column=column.name, cast_type=column.pg_type, include_nulls=True)
     assert extract_range.is_full
     assert render(where_clause(extract_range)) == ""  # no WHERE, no values
 
@@ -168,10 +168,10 @@ def test_window_range_of_the_first_partition_has_no_lower_bound() -> None:
     assert not extract_range.is_full
 
 
-def test_window_range_unbounded_is_full() -> None:
+def test_window_range_unbounded_is_every_non_null_value() -> None:
     extract_range = window_range(TS, Window(None, None))
     assert extract_range.lower is None and extract_range.upper is None
-    assert extract_range.is_full
+    assert not extract_range.is_full  # NULL watermarks are the first partition's (include_nulls)
 
 
 def test_window_range_selects_the_local_day_across_dst(fetch) -> None:
@@ -259,7 +259,7 @@ HIDDEN_NONE_COUNTED = OpenTransactions(count=0, oldest_start=None, any_hidden=Tr
 
 
 @pytest.mark.parametrize(
-    ("open_before", "writers_in_snapshot", "expected"),
+    ("open_at_snapshot", "writers_in_snapshot", "expected"),
     [
         pytest.param(NONE_OPEN, False, "after", id="nothing-open"),
         pytest.param(NONE_OPEN, True, "before", id="only-writers-after-the-count"),
@@ -270,14 +270,14 @@ HIDDEN_NONE_COUNTED = OpenTransactions(count=0, oldest_start=None, any_hidden=Tr
         pytest.param(HIDDEN_NONE_COUNTED, True, None, id="hidden-wins-over-empty-count"),
     ],
 )
-def test_catchup_floor_branches(open_before: OpenTransactions, writers_in_snapshot: bool, expected: str | None) -> None:
+def test_catchup_floor_branches(open_at_snapshot: OpenTransactions, writers_in_snapshot: bool, expected: str | None) -> None:
     assert (
-        catchup_floor(open_before, writers_in_snapshot, "before", "after", "when-oldest-began") == expected
+        catchup_floor(open_at_snapshot, writers_in_snapshot, "before", "after", "when-oldest-began") == expected
     )
 
 
 @pytest.mark.parametrize(
-    ("open_before", "writers_in_snapshot", "expected"),
+    ("open_at_snapshot", "writers_in_snapshot", "expected"),
     [
         (NONE_OPEN, True, None),  # first run: nothing before it, no floor
         (NONE_OPEN, False, "after"),
@@ -285,9 +285,9 @@ def test_catchup_floor_branches(open_before: OpenTransactions, writers_in_snapsh
     ],
 )
 def test_catchup_floor_passes_missing_watermarks_through(
-    open_before: OpenTransactions, writers_in_snapshot: bool, expected: str | None
+    open_at_snapshot: OpenTransactions, writers_in_snapshot: bool, expected: str | None
 ) -> None:
-    assert catchup_floor(open_before, writers_in_snapshot, None, "after", None) == expected
+    assert catchup_floor(open_at_snapshot, writers_in_snapshot, None, "after", None) == expected
 
 
 @pytest.mark.parametrize(("count", "none"), [(0, True), (1, False), (5, False)])

@@ -54,7 +54,8 @@ def mapping(name: str, type_name: str = "int4", element: str | None = None, posi
     ("extract_range", "full"),
     [
         (ExtractRange(), True),
-        (ExtractRange(column="id", cast_type="int8"), True),
+        (ExtractRange(column="id", cast_type="int8", include_nulls=True), True),
+        (ExtractRange(column="id", cast_type="int8"), False),  # every non-NULL value
         (ExtractRange(lower="5"), True),  # no column: nothing to filter on
         (ExtractRange(column="id", cast_type="int8", lower="5"), False),
         (ExtractRange(column="id", cast_type="int8", upper="5"), False),
@@ -118,7 +119,9 @@ def test_extract_range_from_json_without_catchup_key_or_floor() -> None:
 # --------------------------------------------------------------------------- where_clause
 
 
-@pytest.mark.parametrize("extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8")])
+@pytest.mark.parametrize(
+    "extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8", include_nulls=True)]
+)
 def test_full_range_has_no_where(render, extract_range: ExtractRange) -> None:
     where = where_clause(extract_range)
     assert isinstance(where, sql.Composable)
@@ -283,7 +286,9 @@ def test_rendered_catchup_uses_a_single_modulo_operator(render) -> None:
     assert ">= 20 OR" in text
 
 
-@pytest.mark.parametrize("extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8")])
+@pytest.mark.parametrize(
+    "extract_range", [ExtractRange(), ExtractRange(column="id", cast_type="int8", include_nulls=True)]
+)
 def test_range_condition_of_a_full_range_is_true(render, extract_range: ExtractRange) -> None:
     condition = range_condition(extract_range)
     assert isinstance(condition, sql.Composable)
@@ -588,6 +593,7 @@ def _selected(fetch, extract_range: ExtractRange) -> list[int | None]:
         (ExtractRange(column="id", cast_type="int4", empty=True, include_nulls=True), [None]),
         (ExtractRange(column="id", cast_type="int4", lower="5", upper="5", upper_inclusive=True), []),
         (ExtractRange(column="id", cast_type="int4", include_nulls=True), [1, 5, 9, None]),
+        (ExtractRange(column="id", cast_type="int4"), [1, 5, 9]),
     ],
 )
 def test_nulls_and_empty_ranges(fetch, extract_range: ExtractRange, expected: list[int | None]) -> None:
@@ -597,4 +603,5 @@ def test_nulls_and_empty_ranges(fetch, extract_range: ExtractRange, expected: li
 
 def test_empty_range_is_not_full() -> None:
     assert not ExtractRange(column="id", cast_type="int4", empty=True).is_full
+    assert not ExtractRange(column="id", cast_type="int4", empty=True, include_nulls=True).is_full
     assert ExtractRange(column="id", cast_type="int4", include_nulls=True).is_full
