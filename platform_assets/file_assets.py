@@ -1,21 +1,16 @@
 """Dagster wiring for file families: a daily-partitioned asset and a sensor per family."""
 
 import hashlib
-import json
+import warnings
 from datetime import timedelta
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from platform_assets.asset_checks import StoredObject, check_specs, run_checks
-from platform_assets.file_partitions import (
-    ingested_identities,
-    load_partition,
-    plan_tick,
-    scan,
-)
-from platform_assets.ingestion.errors import IngestionError
-from platform_assets.ingestion.tracking import partition_objects
+from platform_assets.ingestion.family_loader import FileRef, PartitionFiles, load_family_partition
+from platform_assets.ingestion.family_watch import plan_tick
+from platform_assets.ingestion.file_ledger import partition_objects
 from platform_assets.postgres_assets import (
     build_services,
     retry_transient_errors,
@@ -26,15 +21,28 @@ from platform_resources.object_store_resources import StorageLayersResource
 from platform_resources.postgres import PostgresResource
 
 GROUP = "bronze_files"
+ALL_FILES_LOADED = "all_files_loaded"
 
 
 def asset_key(family: FileFamily) -> dg.AssetKey:
     return dg.AssetKey(["bronze", "files", family.name])
 
 
+class FileVersionConfig(dg.Config):
+    """A file version the sensor saw at rest (``family_loader.FileRef``)."""
+
+    relative_path: str
+    size: int
+    mtime_ns: int
+    md5: str
+
+
 class FilePartitionConfig(dg.Config):
+    files: list[FileVersionConfig] | None = None
+    """Set by the sensor: exactly these versions. Unset (a manual run): every file of the
+    partition at rest for the family's ``stable_seconds``."""
     reload_ingested: bool = False
-    """Load again files already in the ledger (e.g. after deleting their objects)."""
+    """Load again versions already in the ledger (e.g. after deleting their objects)."""
 
 
 def build_file_family(
@@ -42,6 +50,13 @@ def build_file_family(
 ) -> tuple[dg.AssetsDefinition, dg.SensorDefinition]:
     """The family's asset (one partition = the files of one day) and its directory sensor."""
     key = asset_key(family)
+    spec = family.spec(registry)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        all_loaded = dg.AssetCheckSpec(
+            ALL_FILES_LOADED, asset=key, blocking=True, partitions_def=partitions_def,
+            description="Every file this run took up was loaded (the failed ones are listed).",
+        )
 
     @dg.asset(
         key=key,
@@ -52,7 +67,7 @@ def build_file_family(
         pool=family.pool,
         metadata={"directory": str(family.input_directory()), "glob": family.glob},
         tags={"source_kind": "files"},
-        check_specs=check_specs(key, family, partitions_def, from_postgres=False),
+        check_specs=[all_loaded, *check_specs(key, family, partitions_def, from_postgres=False)],
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=family.freshness_hours)),
     )
     def _asset(
@@ -64,31 +79,28 @@ def build_file_family(
         storage_layers: StorageLayersResource,
     ) -> dg.MaterializeResult:
         services = build_services(source_db, platform_db, s3, storage_layers)
+        refs = None if config.files is None else [FileRef(**f.model_dump()) for f in config.files]
         with retry_transient_errors(context):
-            results = load_partition(
-                family, registry, context.partition_key, services, context.run.run_id, config.reload_ingested
+            done = load_family_partition(
+                spec, context.partition_key, services, files=refs, reload_loaded=config.reload_ingested,
+                dagster_run_id=context.run.run_id,
             )
-        failed = [r for r in results if r["status"] == "failed"]
-        if failed:
-            raise IngestionError(
-                f"{len(failed)} of {len(results)} file(s) of {family.name} for {context.partition_key} "
-                "failed: " + "; ".join(f"{r['file']}: {r['error']}" for r in failed)
-            )
+        for failed in done.by_status("failed"):
+            context.log.error(f"{family.name}: {failed.relative_path} failed: {failed.reason}")
         platform = services.connect_platform()
         try:
             objects = [StoredObject(*o) for o in partition_objects(platform, family.name, context.partition_key)]
         finally:
             platform.close()
-        return dg.MaterializeResult(
-            metadata=_metadata(results), check_results=run_checks(key, family, services, objects)
-        )
+        checks = [_all_files_loaded(key, done), *run_checks(key, family, services, objects)]
+        return dg.MaterializeResult(metadata=_metadata(done), check_results=checks)
 
     @dg.sensor(
         name=f"{family.name}_sensor",
         asset_selection=[asset_key(family)],
         minimum_interval_seconds=family.sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Loads new, stable files matching {family.glob} in {family.directory}.",
+        description=f"Loads new file versions matching {family.glob} in {family.directory} once at rest.",
     )
     def _sensor(
         context: dg.SensorEvaluationContext,
@@ -98,45 +110,63 @@ def build_file_family(
         storage_layers: StorageLayersResource,
     ) -> dg.SensorResult:
         services = build_services(source_db, platform_db, s3, storage_layers)
-        candidates = scan(family, registry)
-        previous = json.loads(context.cursor) if context.cursor else {}
-        tick = plan_tick(candidates, previous, ingested_identities(services, candidates))
+        plan = plan_tick(spec, services, context.cursor)
+        for problem in plan.reported:
+            context.log.error(f"{family.name}: not loaded: {problem}")
         requests = []
-        for partition_key, files in sorted(tick.ready.items()):
+        for partition_key, files in sorted(plan.ready.items()):
             if not partitions_def.has_partition_key(partition_key):
-                context.log.error(
-                    f"{family.name}: {[str(f.path) for f in files]} have partition date {partition_key}, "
-                    f"outside the partitions ({registry.start_date} to today); not loaded"
+                context.log.info(
+                    f"{family.name}: {[f.relative_path for f in files]} belong to partition {partition_key}, "
+                    f"which does not exist yet (partitions run from {registry.start_date} to today)"
                 )
                 continue
-            identities = "\n".join(sorted(f.identity for f in files))
-            requests.append(
-                dg.RunRequest(
-                    partition_key=partition_key,
-                    run_key=f"{family.name}:{partition_key}:{hashlib.sha256(identities.encode()).hexdigest()[:16]}",
-                    tags={"file_family": family.name, "files": ",".join(f.path.name for f in files)[:1000]},
-                )
-            )
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(tick.cursor, sort_keys=True))
+            requests.append(_run_request(family, partition_key, files))
+        return dg.SensorResult(run_requests=requests, cursor=plan.cursor)
 
     return _asset, _sensor
 
 
-def _metadata(results: list[dict]) -> dict:
-    loaded = [r for r in results if r["status"] == "success"]
+def _run_request(family: FileFamily, partition_key: str, files: list[FileRef]) -> dg.RunRequest:
+    versions = "\n".join(sorted(f"{f.relative_path}:{f.md5}" for f in files))
+    op = "__".join(asset_key(family).path)
+    return dg.RunRequest(
+        partition_key=partition_key,
+        run_key=f"{family.name}:{partition_key}:{hashlib.sha256(versions.encode()).hexdigest()[:16]}",
+        run_config={"ops": {op: {"config": {"files": [vars(f) for f in files]}}}},
+        tags={"file_family": family.name, "files": ",".join(f.relative_path for f in files)[:1000]},
+    )
+
+
+def _all_files_loaded(key: dg.AssetKey, done: PartitionFiles) -> dg.AssetCheckResult:
+    failed = done.by_status("failed")
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=ALL_FILES_LOADED,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "failing_rows": dg.MetadataValue.int(len(failed)),
+            "failed_files": dg.MetadataValue.json([{"file": o.relative_path, "error": o.reason} for o in failed]),
+        },
+    )
+
+
+def _metadata(done: PartitionFiles) -> dict:
+    loaded = [o.result for o in done.by_status("loaded") if o.result]
     changes = [r["schema_changes"] for r in loaded if r.get("schema_changes") and any(r["schema_changes"].values())]
     rows = [
-        f"| {r['file'].rsplit('/', 1)[-1]} | {r['status']} | {r.get('row_count', '')} | "
-        f"{r.get('object_key', '')} | {str(r.get('error', ''))[:120]} |"
-        for r in results
+        f"| {o.relative_path} | {o.status} | {o.result['row_count'] if o.result else ''} | "
+        f"{o.result['object_key'] if o.result else ''} | {o.reason[:160]} |"
+        for o in done.outcomes
     ]
-    table = "\n".join(["| file | status | rows | object key | error |", "|---|---|---|---|---|", *rows])
+    table = "\n".join(["| file | status | rows | object key | note |", "|---|---|---|---|---|", *rows])
     return {
-        "files": dg.MetadataValue.md(table if results else "no files for this partition"),
+        "files": dg.MetadataValue.md(table if done.outcomes else "no files for this partition"),
         "files_loaded": dg.MetadataValue.int(len(loaded)),
-        "files_skipped": dg.MetadataValue.int(sum(r["status"] == "skipped" for r in results)),
-        "files_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in results)),
-        "row_count": dg.MetadataValue.int(sum(r.get("row_count", 0) for r in loaded)),
-        "dagster/row_count": dg.MetadataValue.int(sum(r.get("row_count", 0) for r in loaded)),
+        "files_skipped": dg.MetadataValue.int(len(done.by_status("skipped"))),
+        "files_failed": dg.MetadataValue.int(len(done.by_status("failed"))),
+        "row_count": dg.MetadataValue.int(sum(r["row_count"] for r in loaded)),
+        "dagster/row_count": dg.MetadataValue.int(sum(r["row_count"] for r in loaded)),
         **(schema_change_metadata(changes[-1]) if changes else {}),
     }

@@ -23,6 +23,13 @@ from pydantic import (
     model_validator,
 )
 
+from platform_assets.ingestion.family_spec import (
+    DEFAULT_OBJECT_KEY as DEFAULT_FILE_OBJECT_KEY,
+)
+from platform_assets.ingestion.family_spec import (
+    FamilySpec,
+    check_object_key_pattern,
+)
 from platform_assets.ingestion.partition_planning import SourceSpec
 from platform_assets.ingestion.text_types import parse_pinned_type
 
@@ -228,7 +235,8 @@ class FileFamily(_Checked):
     directory: str
     glob: str
     format: Literal["csv", "json"]
-    delimiter: str = ","
+    delimiter: str | None = None
+    """None: a tab for .tsv files, else a comma."""
     quote_char: str = '"'
     encoding: str = "utf-8"
     null_values: list[str] = [""]
@@ -237,10 +245,12 @@ class FileFamily(_Checked):
     date_pattern: str | None = None
     date_format: str = "%Y-%m-%d"
     after_load: Literal["leave", "move"] = "leave"
-    object_key: str = "files/{name}/{date}/{stem}.parquet"
+    object_key: str = DEFAULT_FILE_OBJECT_KEY
     schema_policy: Literal["evolve", "freeze"] = "evolve"
     pool: str = "file_ingest"
     sensor_interval_seconds: int = Field(default=30, ge=5)
+    stable_seconds: float = Field(default=10, ge=0)
+    """A manual run loads a file only when it was last modified at least this long ago."""
 
     @field_validator("glob")
     @classmethod
@@ -274,16 +284,34 @@ class FileFamily(_Checked):
     @field_validator("object_key")
     @classmethod
     def _file_object_key(cls, value: str) -> str:
-        if "{date}" not in value or "{stem}" not in value:
-            raise ValueError("must contain {date} and {stem} so that each file has its own object")
+        check_object_key_pattern(value)
         return value
 
     def input_directory(self) -> Path:
         path = Path(os.path.expandvars(self.directory))
         return path if path.is_absolute() else PROJECT_DIR / path
 
-    def key_for(self, partition_date: str, stem: str) -> str:
-        return self.object_key.format(name=self.name, date=partition_date, stem=stem)
+    def spec(self, registry: Registry) -> FamilySpec:
+        """The registry-free description the engine loads the family's files from."""
+        return FamilySpec(
+            name=self.name,
+            directory=self.input_directory(),
+            glob=self.glob,
+            format=self.format,
+            delimiter=self.delimiter,
+            quote_char=self.quote_char,
+            encoding=self.encoding,
+            null_values=tuple(self.null_values),
+            skip_rows=self.skip_rows,
+            column_types=dict(self.column_types),
+            date_pattern=self.date_pattern,
+            date_format=self.date_format,
+            after_load=self.after_load,
+            object_key_pattern=self.object_key,
+            schema_policy=self.schema_policy,
+            timezone=registry.timezone,
+            stable_seconds=self.stable_seconds,
+        )
 
 
 class Registry(_Strict):

@@ -117,3 +117,60 @@ def object_rows(store_settings: Any, key: str, *columns: str) -> list[tuple] | N
 def waiting_advisory_locks(conn: Any) -> int:
     """How many sessions wait for an advisory lock (e.g. a run waiting for its source's lock)."""
     return query(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")[0][0]
+
+
+def bronze_objects(store_settings: Any, prefix: str) -> dict[str, pa.Table]:
+    """Every object under ``prefix`` in the bronze bucket, read back ({} when there is none)."""
+    from botocore.exceptions import ClientError
+
+    client = store_settings.client()
+    bucket = store_settings.buckets["bronze"]
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return {}
+        raise
+    return {
+        o["Key"]: pq.read_table(io.BytesIO(client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()))
+        for o in listed
+    }
+
+
+def family_rows(store_settings: Any, family: str, *columns: str) -> list[tuple]:
+    """The rows every object of a file family holds, as tuples of ``columns``, sorted."""
+    rows = [
+        tuple(row.get(c) for c in columns)
+        for table in bronze_objects(store_settings, f"files/{family}/").values()
+        for row in table.to_pylist()
+    ]
+    return sorted(rows, key=lambda r: tuple((v is None, str(v)) for v in r))
+
+
+def sensor_tick(registry: Any, family: str, pg: Any, store_settings: Any, cursor: str | None) -> tuple[list, str]:
+    """One evaluation of a family's sensor: (run requests, new cursor)."""
+    import dagster as dg
+
+    from platform_assets.definitions import build_definitions
+
+    sensor = build_definitions(registry).resolve_sensor_def(f"{family}_sensor")
+    with dg.build_sensor_context(cursor=cursor, resources=dagster_resources(pg, store_settings)) as context:
+        result = sensor(context)
+    return list(result.run_requests or []), result.cursor
+
+
+def launch(registry: Any, request: Any, family: str, pg: Any, store_settings: Any, raise_on_error: bool = False) -> Any:
+    """Run a sensor's run request as the daemon would (its partition, config and tags)."""
+    import dagster as dg
+
+    from platform_assets.definitions import build_definitions
+
+    defs = build_definitions(registry)
+    return dg.materialize(
+        [defs.get_assets_def(dg.AssetKey(["bronze", "files", family]))],
+        partition_key=request.partition_key,
+        run_config=request.run_config or None,
+        tags=request.tags,
+        resources=dagster_resources(pg, store_settings),
+        raise_on_error=raise_on_error,
+    )

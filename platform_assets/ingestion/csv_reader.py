@@ -18,7 +18,8 @@ import io
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import Any
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,8 +32,11 @@ from platform_assets.ingestion.text_types import Widen, convert, infer_type
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 QUOTE_SCAN_CHUNK = 8 * 1024 * 1024
 MAX_HEADER_BLOCK_BYTES = 256 * 1024 * 1024
+# The largest row a file may hold: its blocks grow up to this size for it.
+MAX_ROW_BYTES = 128 * 1024 * 1024
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 _QUOTED_VALUE = re.compile(r"'(.*)'")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _every_case(word: str) -> list[str]:
@@ -55,12 +59,28 @@ class CsvOptions:
     null_values: tuple[str, ...] = ("",)
     skip_rows: int = 0
     block_size: int = DEFAULT_BLOCK_BYTES
+    """The first block, which types are inferred from."""
+    stream_block_size: int = STREAM_BLOCK_BYTES
+    """The blocks the rows stream in; a row must fit in one (see ``RowBeyondBlock``)."""
     column_types: dict[str, pa.DataType] = field(default_factory=dict)
+
+    def with_larger_blocks(self) -> CsvOptions:
+        """Blocks large enough for a row that did not fit (``MAX_ROW_BYTES`` at most)."""
+        stream = min(self.stream_block_size * 8, MAX_ROW_BYTES)
+        return replace(self, stream_block_size=stream, block_size=max(self.block_size, stream))
+
+
+class RowBeyondBlock(Exception):
+    """A row is longer than a read block: read the file again with larger blocks."""
 
 
 def open_input(path: Path) -> pa.NativeFile:
-    """The file's bytes, decompressed when its name ends in ``.gz``."""
-    return pa.input_stream(str(path), compression="gzip" if path.name.endswith(".gz") else None)
+    """The file's bytes, decompressed when its name ends in ``.gz`` (any case)."""
+    return pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None)
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
 
 
 def read_header(path: Path, options: CsvOptions) -> list[str]:
@@ -155,7 +175,7 @@ class _HeaderBeyondBlock(Exception):
 
 
 def _file_size(path: Path) -> int:
-    if path.name.endswith(".gz"):
+    if is_gzip(path):
         with open_input(path) as stream:
             size = 0
             while chunk := stream.read(QUOTE_SCAN_CHUNK):
@@ -192,13 +212,19 @@ def _text_batches(
             return  # a header without data rows
         if "Could not skip initial" in str(e):
             raise _HeaderBeyondBlock from e
+        if "straddling object" in str(e):
+            if block_size >= MAX_ROW_BYTES:
+                raise SchemaDetectionError(
+                    f"Failed to read CSV {path}: a row is larger than {MAX_ROW_BYTES // (1024 * 1024)} MiB"
+                ) from e
+            raise RowBeyondBlock from e
         failed = _CONVERSION_ERROR.search(str(e))
         column = names[int(failed.group(1))] if failed and int(failed.group(1)) < len(names) else None
         if column in parsed:
             value = _QUOTED_VALUE.search(str(e))
             raise Widen(column, value.group(1) if value else None) from e
         raise SchemaDetectionError(f"Failed to read CSV {path}: {_reason(e)}") from e
-    if last is not None and _may_hold_unclosed_quote(path, last):
+    if last is not None and _may_hold_unclosed_quote(path, last, options):
         line = unclosed_quote_line(path, options)
         if line is not None:
             raise SchemaDetectionError(
@@ -206,15 +232,17 @@ def _text_batches(
             )
 
 
-def _may_hold_unclosed_quote(path: Path, last: pa.RecordBatch) -> bool:
+def _may_hold_unclosed_quote(path: Path, last: pa.RecordBatch, options: CsvOptions) -> bool:
     """Cheap test: an unclosed quote leaves the last value spanning lines (or, in a file
-    without a final newline, indistinguishable from a regular last value)."""
+    without a final newline, indistinguishable from a regular last value). The last byte
+    of a compressed file, or of text not in an ASCII-compatible encoding, says nothing:
+    a text last value is then scanned for."""
     column = last.column(last.num_columns - 1)
     value = column[last.num_rows - 1].as_py() if pa.types.is_string(column.type) else None
     if value is not None and ("\n" in value or "\r" in value):
         return True
-    if path.name.endswith(".gz"):
-        return False
+    if is_gzip(path) or not ascii_compatible(options.encoding):
+        return value is not None
     with path.open("rb") as f:
         f.seek(0, io.SEEK_END)
         if f.tell() == 0:
@@ -240,8 +268,7 @@ def typed_batches(
                 types[name] = infer_type(column)
     parsed = {n: t for n, t in types.items() if _parsed_by_pyarrow(t)}
     schema = pa.schema([pa.field(n, types[n]) for n in names])
-    stream_block = min(options.block_size, STREAM_BLOCK_BYTES)
-    for batch in text_batches(path, names, options, parsed, stream_block):
+    for batch in text_batches(path, names, options, parsed, options.stream_block_size):
         yield pa.RecordBatch.from_arrays(
             [c if n in parsed else convert(c, types[n], n) for n, c in zip(names, batch.columns)],
             schema=schema,
@@ -269,7 +296,7 @@ def unclosed_quote_line(path: Path, options: CsvOptions) -> int | None:
     previous: int | None = None  # last byte of the previous chunk (None: start of the data)
     first = True
     with open_input(path) as stream:
-        while chunk := stream.read(QUOTE_SCAN_CHUNK):
+        for chunk in _utf8_chunks(stream, options.encoding):
             if first:
                 chunk = _skip_preamble(chunk, options.skip_rows)
                 first = False
@@ -300,6 +327,25 @@ def unclosed_quote_line(path: Path, options: CsvOptions) -> int | None:
     return opened_on if in_quotes and not pending_quote else None
 
 
+def ascii_compatible(encoding: str) -> bool:
+    """Whether quotes, delimiters and line breaks are single ASCII bytes in ``encoding``."""
+    return codecs.lookup(encoding).name not in _WIDE_ENCODINGS
+
+
+_WIDE_ENCODINGS = {"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
+
+
+def _utf8_chunks(stream: Any, encoding: str) -> Iterator[bytes]:
+    """The stream's bytes; text in a wide encoding (UTF-16/32) re-encoded as UTF-8 first."""
+    decoder = None if ascii_compatible(encoding) else codecs.getincrementaldecoder(encoding)(errors="replace")
+    while chunk := stream.read(QUOTE_SCAN_CHUNK):
+        text = chunk if decoder is None else decoder.decode(chunk).encode("utf-8")
+        if text:
+            yield text
+    if decoder is not None and (tail := decoder.decode(b"", final=True).encode("utf-8")):
+        yield tail
+
+
 def _skip_preamble(chunk: bytes, skip_rows: int) -> bytes:
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8) :]
@@ -313,7 +359,7 @@ def _read_options(options: CsvOptions, column_names: list[str], block_size: int)
 
     pyarrow skips physical lines: a header with quoted line breaks spans several.
     """
-    header_lines = 1 + sum(name.count("\n") for name in column_names)
+    header_lines = 1 + sum(len(_LINE_BREAK.findall(name)) for name in column_names)
     return pa_csv.ReadOptions(
         block_size=block_size,
         skip_rows=options.skip_rows + header_lines,

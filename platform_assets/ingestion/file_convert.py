@@ -21,6 +21,8 @@ from platform_assets.ingestion.parquet_sink import (
 from platform_assets.ingestion.text_types import Widen
 
 PREVIEW_ROWS = 5
+# How often a CSV file is read again with larger blocks for a long row (x8 each time).
+MAX_BLOCK_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,13 @@ def convert_csv(
     options: CsvOptions,
     schema_hook: SchemaHook = _no_hook,
     follower: FileFollower | None = None,
+    text_columns: frozenset[str] = frozenset(),
 ) -> ConvertedFile:
-    """CSV to Parquet; an unpinned column whose values stop fitting its type becomes text."""
+    """CSV to Parquet; an unpinned column whose values stop fitting its type becomes text.
+
+    ``text_columns`` start as text (the family's earlier files had them as text), so a
+    column does not change type from one file to the next.
+    """
     names = csv_reader.read_header(path, options)
     unknown = sorted(set(options.column_types) - set(names))
     if unknown:
@@ -54,8 +61,9 @@ def convert_csv(
             f"Failed to read CSV {path}: pinned columns {unknown} are not in the header {names}"
         )
     pinned = frozenset(options.column_types)
-    types: dict[str, pa.DataType] = dict(options.column_types)
-    for _ in range(len(names) + 1):
+    types: dict[str, pa.DataType] = {n: pa.string() for n in names if n in text_columns}
+    types.update(options.column_types)
+    for _ in range(len(names) + MAX_BLOCK_GROWTH + 1):
         try:
             return _write(
                 dest,
@@ -73,6 +81,8 @@ def convert_csv(
                     f"fit its pinned type {types[e.column]}"
                 ) from e
             types[e.column] = pa.string()
+        except csv_reader.RowBeyondBlock:
+            options = options.with_larger_blocks()
     raise SchemaDetectionError(f"Failed to read CSV {path}: column types did not settle")
 
 
@@ -92,7 +102,7 @@ def convert_json(
     record_type = json_reader.infer_record_type(path, layout)
     if not record_type.fields:
         raise SchemaDetectionError(f"Failed to read JSON {path}: it holds no fields (no records, or only empty objects)")
-    empty = pa.schema([pa.field(n, json_reader.to_arrow(t)) for n, t in record_type.fields.items()])
+    empty = json_reader.record_schema(record_type)
     return _write(
         dest, json_reader.exact_batches(path, layout, record_type), empty, "json",
         schema_hook=schema_hook, follower=follower,

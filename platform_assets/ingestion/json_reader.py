@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
@@ -32,7 +34,41 @@ READ_CHUNK = 4 * 1024 * 1024
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_EXACT_INT = 2**53
+# Deeper nesting is kept as JSON text: Parquet readers refuse very deep schemas.
+MAX_NESTING = 32
+# An array element (or NDJSON line) larger than this fails the file: memory stays bounded.
+MAX_RECORD_CHARS = 64 * 1024 * 1024
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_ZERO_TEXT = re.compile(r"-?0*\.?0*([eE][+-]?[0-9]+)?")
+
+
+class NumberText(str):
+    """A JSON number a float64 cannot hold (it would become infinite or zero): kept as its text."""
+
+
+def _parse_float(text: str) -> float | NumberText:
+    value = float(text)
+    if math.isinf(value) or (value == 0 and not _ZERO_TEXT.fullmatch(text)):
+        return NumberText(text)
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value (JSON has no NaN or Infinity)")
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"an object repeats the key {repeated!r} (which value is meant is ambiguous)")
+    return record
+
+
+DECODER = json.JSONDecoder(
+    parse_float=_parse_float, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys
+)
 
 
 def detect_layout(path: Path) -> Layout:
@@ -101,6 +137,8 @@ def type_of(value: Any) -> JType:
         return JType("int", float_safe=abs(value) <= FLOAT_EXACT_INT)
     if isinstance(value, float):
         return JType("float")
+    if isinstance(value, NumberText):
+        return JType("json")
     if isinstance(value, str):
         return JType("str")
     if isinstance(value, dict):
@@ -135,36 +173,54 @@ def merge(a: JType, b: JType) -> JType:
     return a
 
 
-def to_arrow(t: JType) -> pa.DataType:
+def to_arrow(t: JType, depth: int = 0) -> pa.DataType:
     if t.kind == "bool":
         return pa.bool_()
     if t.kind == "int":
         return pa.int64()
     if t.kind == "float":
         return pa.float64()
+    if _as_text(t, depth):
+        return pa.string()  # only empty objects, or nested too deep: kept as JSON text
     if t.kind == "struct":
-        if not t.fields:
-            return pa.string()  # only empty objects: kept as JSON text
-        return pa.struct([pa.field(n, to_arrow(c)) for n, c in t.fields.items()])
+        return pa.struct([pa.field(n, to_arrow(c, depth + 1)) for n, c in t.fields.items()])
     if t.kind == "list":
-        return pa.list_(to_arrow(t.item or JType()))
+        return pa.list_(to_arrow(t.item or JType(), depth + 1))
     return pa.string()
 
 
-def conform(value: Any, t: JType) -> Any:
-    """``value`` shaped for ``to_arrow(t)``: JSON-text columns get ``json.dumps`` text."""
+def _as_text(t: JType, depth: int) -> bool:
+    nested = t.kind in ("struct", "list")
+    return nested and (depth >= MAX_NESTING or (t.kind == "struct" and not t.fields))
+
+
+def conform(value: Any, t: JType, depth: int = 0) -> Any:
+    """``value`` shaped for ``to_arrow(t)``: JSON-text columns get the value's JSON text."""
     if value is None:
         return None
-    if t.kind in ("json", "null") or (t.kind == "struct" and not t.fields):
-        return value if isinstance(value, str) and t.kind == "null" else json.dumps(value, ensure_ascii=False)
+    if t.kind in ("json", "null") or _as_text(t, depth):
+        if isinstance(value, str) and t.kind == "null" and not isinstance(value, NumberText):
+            return value
+        return json_text(value)
     if t.kind == "float":
         return float(value)
     if t.kind == "struct":
-        return {n: conform(value.get(n), c) for n, c in t.fields.items()}
+        return {n: conform(value.get(n), c, depth + 1) for n, c in t.fields.items()}
     if t.kind == "list":
         item = t.item or JType()
-        return [conform(v, item) for v in value]
+        return [conform(v, item, depth + 1) for v in value]
     return value
+
+
+def json_text(value: Any) -> str:
+    """The value as JSON text; numbers a float cannot hold keep the text they were written with."""
+    if isinstance(value, NumberText):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(json_text(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def records(path: Path, layout: Layout) -> Iterator[dict[str, Any]]:
@@ -198,11 +254,13 @@ def _ndjson_records(path: Path) -> Iterator[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = DECODER.decode(line)
         except json.JSONDecodeError as e:
             raise SchemaDetectionError(
                 f"Failed to read JSON {path}: line {number} is not valid JSON ({e.msg} at column {e.colno})"
             ) from e
+        except (ValueError, RecursionError) as e:
+            raise SchemaDetectionError(f"Failed to read JSON {path}: line {number}: {_reason(e)}") from e
         if not isinstance(value, dict):
             raise SchemaDetectionError(
                 f"Failed to read JSON {path}: line {number} is not a JSON object"
@@ -214,9 +272,9 @@ def _array_records(path: Path) -> Iterator[dict[str, Any]]:
     """Objects of a top-level JSON array, decoded one element at a time.
 
     ``buffer[pos:]`` is the unread text; the buffer is compacted only when more
-    text is appended, so each character is copied a bounded number of times.
+    text is appended. An element that does not decode is read further only while it
+    could still be one cut by the chunk's end, and never beyond ``MAX_RECORD_CHARS``.
     """
-    decoder = json.JSONDecoder()
     chunks = _text_chunks(path)
     buffer, pos, consumed = "", 0, 0  # consumed: characters dropped before ``buffer``
     exhausted = False
@@ -264,11 +322,16 @@ def _array_records(path: Path) -> Iterator[dict[str, Any]]:
             next_char()
         while True:
             try:
-                value, end = decoder.raw_decode(buffer, pos)
+                value, end = DECODER.raw_decode(buffer, pos)
             except json.JSONDecodeError as e:
-                if not exhausted and more():
+                if _cut_short(e, buffer) and len(buffer) - pos < MAX_RECORD_CHARS and not exhausted and more():
                     continue
-                raise fail(f"element {index + 1} is not valid JSON ({e.msg})") from e
+                raise fail(
+                    f"element {index + 1} is not valid JSON ({e.msg}), or larger than "
+                    f"{MAX_RECORD_CHARS // (1024 * 1024)} MiB"
+                ) from e
+            except (ValueError, RecursionError) as e:
+                raise fail(f"element {index + 1}: {_reason(e)}") from e
             if end == len(buffer) and not exhausted and more():
                 continue  # a number or literal may go on in the next chunk
             break
@@ -277,6 +340,14 @@ def _array_records(path: Path) -> Iterator[dict[str, Any]]:
         index += 1
         pos = end
         yield value
+
+
+def _cut_short(error: json.JSONDecodeError, buffer: str) -> bool:
+    """Whether the element may only be cut by the end of the text read so far (not malformed)."""
+    return error.msg.startswith("Unterminated string") or error.pos >= len(buffer) - _CUT_SLACK
+
+
+_CUT_SLACK = 16  # a literal or a key cut at the end of the buffer fails within these characters
 
 
 def _text_chunks(path: Path) -> Iterator[str]:
@@ -300,8 +371,13 @@ def infer_record_type(path: Path, layout: Layout) -> JType:
     return result
 
 
+def record_schema(record_type: JType) -> pa.Schema:
+    """The Arrow schema of records of ``record_type`` (its fields are one level deep)."""
+    return pa.schema([pa.field(n, to_arrow(t, 1)) for n, t in record_type.fields.items()])
+
+
 def exact_batches(path: Path, layout: Layout, record_type: JType) -> Iterator[pa.RecordBatch]:
-    schema = pa.schema([pa.field(n, to_arrow(t)) for n, t in record_type.fields.items()])
+    schema = record_schema(record_type)
     chunk: list[dict[str, Any]] = []
     for record in records(path, layout):
         chunk.append(conform(record, record_type))
@@ -319,14 +395,21 @@ def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> It
     """pyarrow's streaming reader with the first block's schema (timestamps kept as text).
 
     The schema comes from a first block of ``block_size``; the rows are then streamed
-    in smaller blocks (``STREAM_BLOCK_BYTES``), which hold less memory.
-    Raises pa.ArrowInvalid when a later block disagrees with that schema.
+    in smaller blocks (``STREAM_BLOCK_BYTES``), which hold less memory. Raises
+    pa.ArrowInvalid when the exact path must read the file instead: a later block
+    disagrees with that schema, or the text holds what pyarrow reads inexactly or
+    not at all (see ``ndjson_needs_exact_path``).
     """
+    reason = ndjson_needs_exact_path(path)
+    if reason:
+        raise pa.ArrowInvalid(f"{reason}; reading exactly")
     with open_input(path) as stream:
         first = pa_json.open_json(stream, read_options=pa_json.ReadOptions(block_size=block_size))
         schema = _as_exact_schema(first.schema)
     if not schema.names:
         raise pa.ArrowInvalid("records without fields; reading exactly")
+    if _nesting(schema) > MAX_NESTING:
+        raise pa.ArrowInvalid("values nested deeper than Parquet readers accept; reading exactly")
     with open_input(path) as stream:
         reader = pa_json.open_json(
             stream,
@@ -341,12 +424,78 @@ def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> It
 
 
 def _refuse_inexact_floats(batch: pa.RecordBatch) -> None:
-    """pyarrow turns integers beyond int64 into float64; such values send the file to the exact path."""
+    """Floats pyarrow may have changed send the file to the exact path: integers beyond
+    2^53 or int64 (made floats), numbers too large for a float (JSON has no infinity),
+    and NaN or Infinity, which are not JSON (pyarrow accepts them)."""
     for column in batch.columns:
-        if pa.types.is_floating(column.type) and len(column):
-            largest = pc.max(pc.abs(column)).as_py()
-            if largest is not None and largest >= FLOAT_EXACT_INT and largest != float("inf"):
-                raise pa.ArrowInvalid("float column holds integers beyond 2^53; reading exactly")
+        for floats in _float_leaves(column):
+            if len(floats) and (
+                pc.any(pc.is_nan(floats)).as_py()
+                or (pc.max(pc.abs(floats)).as_py() or 0) >= FLOAT_EXACT_INT
+            ):
+                raise pa.ArrowInvalid("a float may not be exact (or is not JSON); reading exactly")
+
+
+def _float_leaves(array: pa.Array) -> Iterator[pa.Array]:
+    kind = array.type
+    if pa.types.is_floating(kind):
+        yield array
+    elif pa.types.is_struct(kind):
+        for i in range(kind.num_fields):
+            yield from _float_leaves(pc.struct_field(array, [i]))
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        yield from _float_leaves(pc.list_flatten(array))
+
+
+def _nesting(schema_or_type: pa.Schema | pa.DataType) -> int:
+    types = [f.type for f in schema_or_type] if isinstance(schema_or_type, pa.Schema) else [schema_or_type]
+    depth = 0
+    for kind in types:
+        if pa.types.is_struct(kind):
+            depth = max(depth, 1 + _nesting(pa.schema(list(kind))))
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            depth = max(depth, 1 + _nesting(kind.value_type))
+    return depth
+
+
+# Lines the fast path must not see: a bare ``null`` (pyarrow makes it a row of NULLs) and
+# exponents below -99 (pyarrow makes underflowing numbers 0).
+_FAST_PATH_HAZARDS = re.compile(rb"(?:^|\n)[ \t\r]*null[ \t\r]*(?=\r?\n|$)|[eE]-[0-9]{3}")
+# pyarrow's parser recurses: deeply nested lines can exhaust its stack. A line with fewer
+# opening brackets than this cannot be nested deeper.
+MAX_FAST_PATH_BRACKETS = 512
+
+
+def ndjson_needs_exact_path(path: Path) -> str | None:
+    """Why pyarrow must not parse this NDJSON file, or None (one pass over its bytes)."""
+    pending = b""
+    with open_input(path) as stream:
+        while chunk := stream.read(READ_CHUNK):
+            data = pending + chunk
+            end = data.rfind(b"\n") + 1
+            lines, pending = data[:end], data[end:]
+            if pending and len(pending) > MAX_RECORD_CHARS:
+                return "a line longer than the fast path reads"
+            reason = _hazard(lines)
+            if reason:
+                return reason
+    return _hazard(pending) if pending else None
+
+
+def _hazard(lines: bytes) -> str | None:
+    if _FAST_PATH_HAZARDS.search(lines):
+        return "a line that is not an object, or a number a float may turn into 0"
+    if lines.count(b"[") + lines.count(b"{") < MAX_FAST_PATH_BRACKETS:
+        return None
+    data = np.frombuffer(lines, dtype=np.uint8)
+    opening = np.cumsum((data == ord("[")) | (data == ord("{")), dtype=np.int64)
+    ends = np.flatnonzero(data == ord("\n"))
+    per_line = np.diff(opening[ends], prepend=0) if len(ends) else opening[-1:]
+    if len(ends) and ends[-1] != len(data) - 1:
+        per_line = np.append(per_line, opening[-1] - opening[ends[-1]])
+    if per_line.max(initial=0) >= MAX_FAST_PATH_BRACKETS:
+        return "a line with many nested values"
+    return None
 
 
 def _as_exact_schema(schema: pa.Schema) -> pa.Schema:
@@ -364,6 +513,12 @@ def _exact_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_list(t):
         return pa.list_(_exact_type(t.value_type))
     return t
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "its values are nested too deeply to read"
+    return str(error)
 
 
 def _io_reason(error: BaseException) -> str:

@@ -13,6 +13,10 @@ Rules, applied to the non-null values of a column:
 
 Conversion is strict: a value that does not fit the chosen type raises ``Widen``
 so that the reader can restart with that column as text, never truncate or round.
+Numbers must be written as the patterns above say (no hexadecimal, no spaces) and
+keep their value: a finite number that a float would make infinite (``1e400``) or
+zero (``1e-400``), or an integer a float cannot hold exactly (beyond 2^53), does not
+fit a float column. Ordinary rounding of a decimal to the nearest float is fine.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-LEADING_ZERO = r"^[+-]?0[0-9]"
 INTEGER = r"^[+-]?(0|[1-9][0-9]*)$"
 FLOAT = r"^[+-]?((([1-9][0-9]*|0)?\.[0-9]+|([1-9][0-9]*|0)\.?)([eE][+-]?[0-9]+)?|nan|NaN|inf|Inf|infinity|Infinity)$"
 BOOLEAN = r"^(?i:true|false)$"
@@ -32,6 +35,11 @@ TIMESTAMP_ZONED = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 )
+
+INFINITY_TEXT = r"^[+-]?(inf|Inf|infinity|Infinity)$"
+ZERO_TEXT = r"^[+-]?0*\.?0*([eE][+-]?[0-9]+)?$"
+# Beyond this, a float cannot hold every integer exactly.
+EXACT_INTEGER_LIMIT = {32: 2**24, 64: 2**53}
 
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
 TIMESTAMP = pa.timestamp("us")
@@ -112,16 +120,31 @@ def convert(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
     """Convert a text column exactly, or raise Widen naming the first value that doesn't fit."""
     if arrow_type == pa.string():
         return values
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        leading = pc.match_substring_regex(values, LEADING_ZERO)
-        if pc.any(leading).as_py():
-            raise Widen(column, _first(values, leading))
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+    if numeric:
+        written = pc.match_substring_regex(values, INTEGER if pa.types.is_integer(arrow_type) else FLOAT)
+        if not pc.all(written).as_py():  # nulls are skipped
+            raise Widen(column, _first(values, pc.invert(written)))
     try:
         if arrow_type == pa.bool_():
             return _to_bool(values, column)
-        return pc.cast(values, arrow_type)
+        converted = pc.cast(values, arrow_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise Widen(column, _first_failing(values, arrow_type)) from e
+    if pa.types.is_floating(arrow_type):
+        _refuse_changed_values(values, converted, arrow_type, column)
+    return converted
+
+
+def _refuse_changed_values(values: pa.Array, floats: pa.Array, arrow_type: pa.DataType, column: str) -> None:
+    """Widen when a float changed a number: made it infinite or zero, or rounded an integer."""
+    overflow = pc.and_(pc.is_inf(floats), pc.invert(pc.match_substring_regex(values, INFINITY_TEXT)))
+    underflow = pc.and_(pc.equal(floats, 0), pc.invert(pc.match_substring_regex(values, ZERO_TEXT)))
+    limit = pa.scalar(float(EXACT_INTEGER_LIMIT[arrow_type.bit_width]), arrow_type)
+    inexact = pc.and_(pc.match_substring_regex(values, INTEGER), pc.greater_equal(pc.abs(floats), limit))
+    changed = pc.fill_null(pc.or_(pc.or_(overflow, underflow), inexact), False)
+    if pc.any(changed).as_py():
+        raise Widen(column, _first(values, changed))
 
 
 def _to_bool(values: pa.Array, column: str) -> pa.Array:

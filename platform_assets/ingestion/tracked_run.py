@@ -33,8 +33,8 @@ def tracked_run(services: Services, start: tracking.RunStart) -> Iterator[tuple[
 
 
 @contextmanager
-def locked_source(services: Services, source_name: str) -> Iterator[Any]:
-    """A platform connection holding the source's advisory lock.
+def locked_source(services: Services, source_name: str, family: str | None = None) -> Iterator[Any]:
+    """A platform connection holding the source's advisory lock (a family's file: that file's).
 
     Every decision that reads the source's tracking state and then writes it is
     taken inside this block. Runs of the source left ``running`` by a crashed
@@ -42,9 +42,10 @@ def locked_source(services: Services, source_name: str) -> Iterator[Any]:
     """
     bound_resident_memory()
     platform = services.connect_platform()
+    lock = source_name if family is None else f"{family}/{source_name}"
     try:
-        with tracking.source_lock(platform, source_name, services.lock_wait_seconds):
-            stale = tracking.fail_stale_runs(platform, source_name)
+        with tracking.source_lock(platform, lock, services.lock_wait_seconds):
+            stale = tracking.fail_stale_runs(platform, source_name, family)
             if stale:
                 log.warning("%s: marked %d stale running row(s) failed", source_name, stale)
             yield platform

@@ -96,15 +96,15 @@ def source_lock(conn: Any, source_name: str, wait_seconds: float) -> Iterator[No
             pass  # the session is gone, and its advisory lock with it
 
 
-def fail_stale_runs(conn: Any, source_name: str) -> int:
-    """Mark ``running`` rows of a source failed; call only while holding its lock."""
+def fail_stale_runs(conn: Any, source_name: str, family: str | None = None) -> int:
+    """Mark ``running`` rows of a source (a family's file) failed; call only while holding its lock."""
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE data_platform.ingestion_metadata SET status = 'failed', finished_at = now(), "
             "error_message = 'run did not finish (its process crashed or was killed); "
             "marked failed by the next run of this source' "
-            "WHERE source_name = %s AND status = 'running'",
-            (source_name,),
+            "WHERE source_name = %s AND family IS NOT DISTINCT FROM %s AND status = 'running'",
+            (source_name, family),
         )
         return cur.rowcount
 
@@ -120,17 +120,18 @@ class RunStart:
     partition_key: str | None = None
     dagster_run_id: str | None = None
     watermark_column: str | None = None
+    family: str | None = None
 
 
 def start_run(conn: Any, run: RunStart) -> int:
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO data_platform.ingestion_metadata (source_name, source_type, execution_date, "
-            "status, object_key, uri, load_mode, partition_key, dagster_run_id, watermark_column) "
-            "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s) RETURNING id",
+            "status, object_key, uri, load_mode, partition_key, dagster_run_id, watermark_column, family) "
+            "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 run.source_name, run.source_type, run.execution_date, run.object_key, run.uri,
-                run.load_mode, run.partition_key, run.dagster_run_id, run.watermark_column,
+                run.load_mode, run.partition_key, run.dagster_run_id, run.watermark_column, run.family,
             ),
         )
         return cur.fetchone()[0]
@@ -202,13 +203,17 @@ class RunSuccess:
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """What makes a file "the same file": path, size, mtime and content checksum."""
+    """A loaded file: where it was, its size and times, its content's MD5 (a family's
+    files also by their path relative to the family's directory)."""
 
     file_path: str
     size_bytes: int
     mtime_ns: int
     content_md5: str
     family: str | None = None
+    relative_path: str | None = None
+    ctime_ns: int | None = None
+    inode: int | None = None
 
     @property
     def file_name(self) -> str:
@@ -225,8 +230,12 @@ def commit_success(
     file: FileIdentity | None = None,
     partition_key: str | None = None,
     object_key: str | None = None,
+    replaces_file: bool = False,
 ) -> None:
-    """Mark the run ``success``, move the watermark, log the schema and the file, atomically."""
+    """Mark the run ``success``, move the watermark, log the schema and the file, atomically.
+
+    ``replaces_file``: the file's version was recorded before and is loaded again.
+    """
     with conn.cursor() as cur:
         cur.execute("BEGIN")
         try:
@@ -261,14 +270,22 @@ def commit_success(
                         watermark.last_snapshot, watermark.catchup_floor, run_id,
                     ),
                 )
+            if file is not None and replaces_file:
+                cur.execute(
+                    "DELETE FROM data_platform.ingested_files WHERE family = %s AND relative_path = %s "
+                    "AND content_md5 = %s",
+                    (file.family, file.relative_path, file.content_md5),
+                )
             if file is not None:
                 cur.execute(
                     "INSERT INTO data_platform.ingested_files (family, file_path, file_name, "
-                    "size_bytes, mtime_ns, content_md5, partition_key, object_key, run_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "size_bytes, mtime_ns, content_md5, partition_key, object_key, run_id, "
+                    "relative_path, ctime_ns, inode) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
                         file.family, file.file_path, file.file_name, file.size_bytes, file.mtime_ns,
                         file.content_md5, partition_key, object_key, run_id,
+                        file.relative_path, file.ctime_ns, file.inode,
                     ),
                 )
             if result.schema_metadata is not None:
@@ -326,17 +343,6 @@ def watermark_as_of(conn: Any, source_name: str, moment: dt.datetime) -> str | N
     return row[0] if row else None
 
 
-def already_ingested(conn: Any, file_path: str, size_bytes: int, mtime_ns: int) -> bool:
-    """Whether this exact file (path, size, mtime) was loaded successfully before."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM data_platform.ingested_files "
-            "WHERE file_path = %s AND size_bytes = %s AND mtime_ns = %s)",
-            (file_path, size_bytes, mtime_ns),
-        )
-        return cur.fetchone()[0]
-
-
 def last_schema(conn: Any, source_name: str, family: str | None = None) -> list[dict[str, Any]] | None:
     """Columns of the last successful run of a source (of any file of ``family`` when given)."""
     with conn.cursor() as cur:
@@ -354,16 +360,3 @@ def last_schema(conn: Any, source_name: str, family: str | None = None) -> list[
             )
         row = cur.fetchone()
     return row[0].get("columns", []) if row else None
-
-
-def partition_objects(conn: Any, family: str, partition_key: str) -> list[tuple[str, str, int]]:
-    """(object key, checksum, row count) of the latest load of each file of a partition."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT m.object_key, m.checksum, m.row_count FROM ("
-            "  SELECT DISTINCT ON (file_path) run_id FROM data_platform.ingested_files"
-            "  WHERE family = %s AND partition_key = %s ORDER BY file_path, id DESC) latest "
-            "JOIN data_platform.ingestion_metadata m ON m.id = latest.run_id ORDER BY m.object_key",
-            (family, partition_key),
-        )
-        return list(cur.fetchall())

@@ -204,7 +204,7 @@ def test_backfill_through_graphql_and_sensor_on_a_dropped_file(deployment, pg_co
         "postgres/orders/2024-03-01/orders.parquet",
         "postgres/orders/2024-03-02/orders.parquet",
         "postgres/orders/2024-03-03/orders.parquet",
-        "files/drops/2024-03-02/customers_20240302.parquet",
     } <= keys
-    [(partition,)] = query(pg_conn, "SELECT partition_key FROM data_platform.ingested_files")
-    assert partition == "2024-03-02"
+    [(partition, object_key)] = query(pg_conn, "SELECT partition_key, object_key FROM data_platform.ingested_files")
+    assert partition == "2024-03-02" and object_key in keys
+    assert object_key.startswith("files/drops/2024-03-02/customers_20240302.csv.")

@@ -11,8 +11,7 @@ import pytest
 
 from platform_assets.definitions import build_definitions
 from platform_assets.registry import FileFamily, Registry
-from tests.helpers import dagster_resources, query, read_parquet
-from tests.integration.test_postgres_assets import _Bucket
+from tests.helpers import bronze_objects, dagster_resources, launch, query
 
 START = dt.date(2024, 3, 1)
 
@@ -26,6 +25,7 @@ def _family(directory, **overrides) -> FileFamily:
         "date_pattern": r"_(\d{8})\.",
         "date_format": "%Y%m%d",
         "column_types": {"zip": "string"},
+        "stable_seconds": 0,  # files written by the test are at rest for a manual run
         **overrides,
     }
     return FileFamily(**settings)
@@ -57,7 +57,8 @@ def test_partition_loads_that_days_files(tmp_path, pg, pg_conn, store_settings):
     (tmp_path / "customers_20240303.csv").write_text("id,zip,amount\n3,99999,3\n")
     family = _family(tmp_path)
     result = _materialize(family, pg, store_settings, "2024-03-02")
-    table = read_parquet(_Bucket(store_settings), "files/customer_files/2024-03-02/customers_20240302.parquet")
+    [(key, table)] = bronze_objects(store_settings, "files/customer_files/").items()
+    assert key.startswith("files/customer_files/2024-03-02/customers_20240302.csv.")
     assert table.to_pylist() == [{"id": 1, "zip": "01234", "amount": 1.5}, {"id": 2, "zip": None, "amount": 2.0}]
     assert table.schema.field("zip").type == pa.string()
     metadata = result.asset_materializations_for_node("bronze__files__customer_files")[0].metadata
@@ -94,7 +95,7 @@ def test_sensor_requests_stable_new_files_once(tmp_path, pg, store_settings):
     first_key = requests[0].run_key
 
     # The run happens; later ticks (even with the cursor reset) do not ask again.
-    assert _materialize(family, pg, store_settings, "2024-03-05").success
+    assert launch(Registry(start_date=START, files=[family]), requests[0], family.name, pg, store_settings).success
     assert _tick(family, pg, store_settings, cursor)[0] == []
     assert _tick(family, pg, store_settings, None)[0] == []
     _, cursor = _tick(family, pg, store_settings, None)

@@ -22,7 +22,8 @@ from typing import Any, Callable
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion import file_ingestor
+from platform_assets.ingestion import file_ingestor, file_load
+from platform_assets.ingestion.family_spec import file_stem
 from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError
 from platform_assets.ingestion.file_ingestor import (
@@ -776,7 +777,7 @@ def test_file_changing_while_read_is_refused(
 ):
     """A writer appends to the file while it is converted (the converter is the seam)."""
     path = copy_to(GOOD / name, tmp_path)
-    original = getattr(file_ingestor, seam)
+    original = getattr(file_load, seam)
     calls = []
 
     def convert_then_append(src, dest, *args):
@@ -786,7 +787,7 @@ def test_file_changing_while_read_is_refused(
             f.write('4,Dan,dan@example.com,2023-08-01,1.00\n' if kind == "csv" else '{"event_id": 4}\n')
         return converted
 
-    monkeypatch.setattr(file_ingestor, seam, convert_then_append)
+    monkeypatch.setattr(file_load, seam, convert_then_append)
     key = f"files/growing_{kind}.parquet"
 
     with pytest.raises(IngestionError, match="changed while it was being read") as excinfo:
@@ -859,7 +860,7 @@ def test_batch_with_mixed_good_and_bad_files(services, pg_conn, tmp_path):
     for r in results:
         path = Path(r["file"])
         key = file_ingestor.batch_object_key(directory, path, DS)
-        assert key == f"files/{path.name}/{DS}/{file_ingestor.file_stem(path)}.parquet"
+        assert key == f"files/{path.name}/{DS}/{file_stem(path.name)}.parquet"
         if path.name in GOOD_ROWS:
             assert "uri" in r, r
             assert r["row_count"] == GOOD_ROWS[path.name]

@@ -498,12 +498,20 @@ def test_freeze_keeps_the_watermark_of_an_incremental_source(pg_conn, pg, store_
 def _family(directory: Path, policy: str) -> FileFamily:
     return FileFamily(
         name="customer_files", directory=str(directory), glob="customers_*.csv", format="csv",
-        date_pattern=r"_(\d{8})\.", date_format="%Y%m%d", schema_policy=policy,
+        date_pattern=r"_(\d{8})\.", date_format="%Y%m%d", schema_policy=policy, stable_seconds=0,
     )
 
 
-def _file_key(partition: str, stem: str) -> str:
-    return f"files/customer_files/{partition}/{stem}.parquet"
+def _file_key(bucket: Bucket, partition: str, stem: str) -> str:
+    """The key of the one version of ``<stem>.csv`` loaded for the partition."""
+    [key] = [k for k in bucket.keys() if k.startswith(f"files/customer_files/{partition}/{stem}.csv.")]
+    return key
+
+
+def _failed_files(result) -> str:
+    """The failed files the family's ``all_files_loaded`` check lists."""
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "all_files_loaded"]
+    return str(check.metadata["failed_files"].value)
 
 
 def _materialize_family(family, pg, store_settings, partition):
@@ -527,8 +535,9 @@ def test_file_family_evolve_accepts_a_new_column(two_days, pg, pg_conn, store_se
     metadata = _materialization_metadata(result)
     assert metadata["schema_changes"].value == {**NO_CHANGES, "added": ["c"]}
     assert "schema_warning" not in metadata
-    assert bucket.table(_file_key("2024-03-02", "customers_20240302")).to_pylist() == [{"a": 3, "b": "z", "c": True}]
-    assert bucket.footer_changes(_file_key("2024-03-02", "customers_20240302")) == {**NO_CHANGES, "added": ["c"]}
+    key = _file_key(bucket, "2024-03-02", "customers_20240302")
+    assert bucket.table(key).to_pylist() == [{"a": 3, "b": "z", "c": True}]
+    assert bucket.footer_changes(key) == {**NO_CHANGES, "added": ["c"]}
     rows = query(pg_conn, "SELECT source_name, family, changes FROM data_platform.schema_history ORDER BY id")
     assert rows == [
         ("customers_20240301.csv", "customer_files", None),
@@ -550,9 +559,9 @@ def test_file_family_freeze_rejects_the_changed_file(two_days, pg, pg_conn, stor
     assert _materialize_family(family, pg, store_settings, "2024-03-01").success
     result = _materialize_family(family, pg, store_settings, "2024-03-02")
     assert not result.success
-    text = _failure_text(result)
+    text = _failed_files(result)
     assert "customers_20240302.csv" in text and "the schema is frozen" in text and "added ['c']" in text
-    assert bucket.keys() == [_file_key("2024-03-01", "customers_20240301")]
+    assert bucket.keys() == [_file_key(bucket, "2024-03-01", "customers_20240301")]
     rows = query(pg_conn, "SELECT source_name, status, error_message FROM data_platform.ingestion_metadata ORDER BY id")
     assert [(r[0], r[1]) for r in rows] == [("customers_20240301.csv", "success"), ("customers_20240302.csv", "failed")]
     assert "added ['c']" in rows[1][2]
@@ -562,7 +571,7 @@ def test_file_family_freeze_rejects_the_changed_file(two_days, pg, pg_conn, stor
     # A file of the same shape as the family's last load is accepted.
     (two_days / "customers_20240302.csv").write_text("a,b\n3,z\n")
     assert _materialize_family(family, pg, store_settings, "2024-03-02").success
-    assert bucket.table(_file_key("2024-03-02", "customers_20240302")).to_pylist() == [{"a": 3, "b": "z"}]
+    assert bucket.table(_file_key(bucket, "2024-03-02", "customers_20240302")).to_pylist() == [{"a": 3, "b": "z"}]
 
 
 # --- 5. asset checks through Dagster -----------------------------------------------------

@@ -21,7 +21,7 @@ def typed_value_matches(text: str, actual: Any, arrow_type: pa.DataType) -> bool
         return actual == text
     if arrow_type == pa.int64():
         return (
-            type(actual) is int and actual == int(text) and re.match(text_types.LEADING_ZERO, text) is None
+            type(actual) is int and actual == int(text) and re.match(r"^[+-]?0[0-9]", text) is None
         )
     if arrow_type == pa.float64():
         expected = float(text)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
-from platform_assets.file_partitions import load_partition
+from platform_assets.ingestion.family_loader import load_family_partition
 from platform_assets.ingestion.database_ingestor import (
     extract_table_full,
     extract_with_custom_query,
@@ -200,19 +200,19 @@ def test_batch_files_whose_names_make_bad_keys_fail_alone(services, pg_conn, tmp
 
 
 def test_registry_key_template_leaving_the_prefix_is_refused_at_run_time(services, pg_conn, tmp_path):
-    """The registry checks only for {date}/{stem}; a template with '..' is refused when the file loads."""
+    """The registry checks only the placeholders; a template with '..' is refused when the file loads."""
     directory = tmp_path / "in"
     directory.mkdir()
     (directory / "a.csv").write_text("id\n1\n")
     os.utime(directory / "a.csv", (1704103200, 1704103200))  # 2024-01-01 10:00 UTC
     family = FileFamily(
         name="fam", directory=str(directory), glob="*.csv", format="csv",
-        object_key="../../{name}/{date}/{stem}.parquet",
+        object_key="../../{name}/{date}/{file}.{version}.parquet", stable_seconds=0,
     )
     registry = Registry(files=[family])
 
-    [result] = load_partition(family, registry, DS, services)
+    [result] = load_family_partition(family.spec(registry), DS, services).outcomes
 
-    assert result["status"] == "failed" and "object key" in result["error"]
+    assert result.status == "failed" and "object key" in result.reason
     assert bucket_keys(services) == []
     assert [r for r in runs(pg_conn) if r["status"] != "failed"] == []

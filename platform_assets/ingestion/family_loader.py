@@ -1,0 +1,210 @@
+"""Loads the files of one partition of a file family: each version once, each file alone.
+
+A run launched by the family's sensor loads exactly the file versions the sensor saw at
+rest (``FileRef``s, carried by the run request); a file that changed since is left for
+the sensor's next request. A manual run loads the partition's files that have been at
+rest for ``stable_seconds`` and lists the others as still changing. Each file is
+loaded under a lock of its own, in which the ledger is read again: runs that overlap
+(a sensor's and a manual one) never load one version twice. After its load, a file
+may be moved to ``_processed/<date>/``, never over another file.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from platform_assets.ingestion import file_ledger, tracking
+from platform_assets.ingestion.errors import IngestionError, TransientError
+from platform_assets.ingestion.family_scan import PROCESSED_DIR, FileProblem, FileSeen, scan_family
+from platform_assets.ingestion.family_spec import FamilySpec
+from platform_assets.ingestion.file_load import FileLoadRequest, file_status, load_file
+from platform_assets.ingestion.parquet_sink import file_md5
+from platform_assets.ingestion.services import Services
+from platform_assets.ingestion.tracked_run import escaped, locked_source, run_in_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file version as the sensor saw it at rest."""
+
+    relative_path: str
+    size: int
+    mtime_ns: int
+    md5: str
+
+
+@dataclass
+class FileOutcome:
+    relative_path: str
+    status: Literal["loaded", "skipped", "failed"]
+    reason: str = ""
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class PartitionFiles:
+    """What a run did with each file of the partition."""
+
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+    def by_status(self, status: str) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+
+def load_family_partition(
+    spec: FamilySpec,
+    partition_key: str,
+    services: Services,
+    *,
+    files: list[FileRef] | None = None,
+    reload_loaded: bool = False,
+    dagster_run_id: str | None = None,
+) -> PartitionFiles:
+    """Load the partition's files (see module docstring)."""
+    scan = scan_family(spec)
+    present = {f.relative_path: f for f in scan.files if f.partition_key == partition_key}
+    done = PartitionFiles()
+    for problem in scan.problems:
+        if problem.arrival_key == partition_key:
+            record_problem(spec, problem, services)
+            done.outcomes.append(FileOutcome(problem.relative_path, "failed", problem.message))
+    for seen, expected in _wanted(spec, present, files, done):
+        done.outcomes.append(
+            _load_one(spec, seen, expected, services, reload_loaded, dagster_run_id)
+        )
+    return done
+
+
+def _wanted(
+    spec: FamilySpec, present: dict[str, FileSeen], files: list[FileRef] | None, done: PartitionFiles
+) -> list[tuple[FileSeen, str | None]]:
+    """The files to load with the MD5 each must have (None: whatever it holds now)."""
+    if files is None:
+        now_ns = time.time_ns()
+        wanted = []
+        for seen in present.values():
+            if now_ns - seen.mtime_ns < spec.stable_seconds * 1e9:
+                done.outcomes.append(FileOutcome(
+                    seen.relative_path, "skipped",
+                    f"still changing (modified less than {spec.stable_seconds:g} s ago); loaded once at rest",
+                ))
+            else:
+                wanted.append((seen, None))
+        return wanted
+    wanted = []
+    for ref in files:
+        seen = present.get(ref.relative_path)
+        if seen is None:
+            done.outcomes.append(FileOutcome(ref.relative_path, "skipped", "no longer in the directory"))
+        elif (seen.size, seen.mtime_ns) != (ref.size, ref.mtime_ns):
+            done.outcomes.append(FileOutcome(
+                ref.relative_path, "skipped",
+                "changed since the sensor saw it at rest; the sensor requests its new version once at rest",
+            ))
+        else:
+            wanted.append((seen, ref.md5))
+    return wanted
+
+
+def _load_one(
+    spec: FamilySpec,
+    seen: FileSeen,
+    expected_md5: str | None,
+    services: Services,
+    reload_loaded: bool,
+    dagster_run_id: str | None,
+) -> FileOutcome:
+    relative = seen.relative_path
+    with locked_source(services, relative, family=spec.name) as platform:
+        md5 = _content_md5(seen)
+        if md5 is None or (expected_md5 is not None and md5 != expected_md5):
+            return FileOutcome(relative, "skipped", "changed while it was read; loaded once at rest")
+        if file_ledger.is_loaded(platform, spec.name, relative, md5) and not reload_loaded:
+            _move_processed(spec, seen)
+            return FileOutcome(relative, "skipped", "this version is loaded already")
+        request = FileLoadRequest(
+            path=seen.path,
+            object_key=spec.object_key(seen.partition_key, relative, md5),
+            execution_date=seen.partition_key,
+            file_format=spec.format,
+            source_name=relative,
+            csv_options=spec.csv_options(relative) if spec.format == "csv" else None,
+            schema_policy=spec.schema_policy,
+            family=spec.name,
+            relative_path=relative,
+            partition_key=seen.partition_key,
+            dagster_run_id=dagster_run_id,
+            content_md5=md5,
+            replaces_loaded=reload_loaded,
+        )
+        start = request.run_start(services)
+        run_id: int | None = None
+        try:
+            with run_in_session(platform, services, start) as run_id:
+                result = load_file(request, services, platform, run_id)
+        except TransientError:
+            raise
+        except IngestionError as e:
+            log.error("%s: %s failed: %s", spec.name, relative, e)
+            file_ledger.record_failure(
+                platform, spec.name, relative, md5, size_bytes=seen.size, mtime_ns=seen.mtime_ns,
+                partition_key=seen.partition_key, run_id=run_id, message=str(e),
+            )
+            return FileOutcome(relative, "failed", str(e))
+        file_ledger.forget_failure(platform, spec.name, relative, md5)
+        _move_processed(spec, seen)
+        return FileOutcome(relative, "loaded", result=result)
+
+
+def _content_md5(seen: FileSeen) -> str | None:
+    """The file's MD5, or None when it changed while being hashed."""
+    md5 = file_md5(seen.path)
+    after = file_status(seen.path)
+    if [after.st_size, after.st_mtime_ns] != [seen.size, seen.mtime_ns]:
+        return None
+    return md5
+
+
+def _move_processed(spec: FamilySpec, seen: FileSeen) -> None:
+    """``after_load: move``: to ``_processed/<date>/<relative path>``, never over another file."""
+    if spec.after_load != "move" or not seen.path.exists():
+        return
+    target = spec.directory / PROCESSED_DIR / seen.partition_key / seen.relative_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = target, 1
+    while candidate.exists():
+        candidate = target.with_name(f"{target.name}.{n}")
+        n += 1
+    shutil.move(str(seen.path), candidate)
+
+
+def record_problem(spec: FamilySpec, problem: FileProblem, services: Services) -> bool:
+    """A file that cannot be loaded as it is named: a ``failed`` run and a failure row, once per version.
+
+    Returns True when it was recorded now (False: recorded before).
+    """
+    relative = escaped(problem.relative_path)
+    try:
+        md5 = file_md5(problem.path)
+    except OSError:
+        md5 = f"size:{problem.size}:mtime:{problem.mtime_ns}"
+    with locked_source(services, relative, family=spec.name) as platform:
+        if file_ledger.has_failed(platform, spec.name, relative, md5):
+            return False
+        start = tracking.RunStart(
+            source_name=relative, source_type=spec.format, execution_date=problem.arrival_key,
+            object_key=relative, uri=escaped(str(problem.path)), load_mode="file", partition_key=problem.arrival_key,
+            family=spec.name,
+        )
+        run_id = tracking.start_run(platform, start)
+        tracking.finish_failed(platform, run_id, f"{escaped(str(problem.path))}: {problem.message}")
+        return file_ledger.record_failure(
+            platform, spec.name, relative, md5, size_bytes=problem.size, mtime_ns=problem.mtime_ns,
+            partition_key=problem.arrival_key, run_id=run_id, message=problem.message,
+        )

@@ -1,0 +1,114 @@
+"""A file family as the engine needs it, and where each version of a file goes (pure).
+
+A file of a family is its path relative to the family's directory (``east/x.csv``);
+a version of it is that path with its content, named by the first hex digits of the
+content's MD5. Object keys hold both, so two files, or two versions of one file,
+never share an object: a file replaced with new content is loaded into an object of
+its own and the earlier version's object stays (bronze keeps history).
+
+Key placeholders: ``{name}`` (family), ``{date}`` (partition), ``{file}`` (relative
+path, extension kept: ``x.csv`` and ``x.csv.gz`` are two files), ``{version}``,
+``{stem}`` (the file name without its data extensions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from platform_assets.ingestion.csv_reader import CsvOptions
+from platform_assets.ingestion.text_types import parse_pinned_type
+
+DEFAULT_OBJECT_KEY = "files/{name}/{date}/{file}.{version}.parquet"
+VERSION_DIGITS = 16
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".ndjson", ".jsonl")
+REQUIRED_PLACEHOLDERS = ("{date}", "{file}", "{version}")
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """The registry's file family without the registry (built by ``FileFamily.spec``)."""
+
+    name: str
+    directory: Path
+    glob: str
+    format: Literal["csv", "json"]
+    delimiter: str | None = None
+    """None: a tab for ``.tsv`` files, else a comma."""
+    quote_char: str = '"'
+    encoding: str = "utf-8"
+    null_values: tuple[str, ...] = ("",)
+    skip_rows: int = 0
+    column_types: dict[str, str] = field(default_factory=dict)
+    date_pattern: str | None = None
+    date_format: str = "%Y-%m-%d"
+    after_load: Literal["leave", "move"] = "leave"
+    object_key_pattern: str = DEFAULT_OBJECT_KEY
+    schema_policy: Literal["evolve", "freeze"] = "evolve"
+    timezone: str = "UTC"
+    stable_seconds: float = 10.0
+    """A manual run loads a file only when it was last modified this long ago."""
+
+    def object_key(self, partition_key: str, relative_path: str, content_md5: str) -> str:
+        return self.object_key_pattern.format(
+            name=self.name, date=partition_key, file=relative_path,
+            version=content_md5[:VERSION_DIGITS], stem=file_stem(relative_path),
+        )
+
+    def csv_options(self, relative_path: str) -> CsvOptions:
+        return CsvOptions(
+            delimiter=self.delimiter or default_delimiter(relative_path),
+            quote_char=self.quote_char,
+            encoding=self.encoding,
+            null_values=self.null_values,
+            skip_rows=self.skip_rows,
+            column_types={c: parse_pinned_type(t) for c, t in self.column_types.items()},
+        )
+
+    def date_from_name(self, name: str) -> dt.date | None:
+        """The partition date the file name gives; None when ``date_pattern`` does not match.
+
+        Raises ValueError when it matches text that is not a valid date.
+        """
+        if not self.date_pattern:
+            return None
+        match = re.search(self.date_pattern, name)
+        if match is None:
+            return None
+        text = match.groupdict().get("date") or match.group(1)
+        try:
+            return dt.datetime.strptime(text, self.date_format).date()
+        except ValueError as e:
+            raise ValueError(
+                f"{text!r} from the file name is not a date in the format {self.date_format!r} of family "
+                f"{self.name!r}"
+            ) from e
+
+
+def default_delimiter(relative_path: str) -> str:
+    return "\t" if ".tsv" in relative_path.lower().rsplit("/", 1)[-1] else ","
+
+
+def file_stem(relative_path: str) -> str:
+    """The file name without ``.gz`` and its data extension (``x.csv.gz`` -> ``x``)."""
+    name = PurePosixPath(relative_path).name
+    lowered = name.lower()
+    if lowered.endswith(".gz"):
+        name, lowered = name[:-3], lowered[:-3]
+    for suffix in DATA_SUFFIXES:
+        if lowered.endswith(suffix):
+            return name[: -len(suffix)]
+    return PurePosixPath(name).stem
+
+
+def check_object_key_pattern(pattern: str) -> None:
+    """Refuse a pattern under which two files or two versions could share an object."""
+    missing = [p for p in REQUIRED_PLACEHOLDERS if p not in pattern]
+    if missing:
+        raise ValueError(
+            f"must contain {', '.join(REQUIRED_PLACEHOLDERS)} so that every version of every file has its own "
+            f"object (missing {', '.join(missing)}); the default is {DEFAULT_OBJECT_KEY}"
+        )
