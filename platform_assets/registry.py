@@ -180,8 +180,12 @@ class PostgresSource(_Checked):
     @field_validator("object_key")
     @classmethod
     def _object_key(cls, value: str) -> str:
-        if "{date}" not in value:
-            raise ValueError("must contain {date} so that each partition has its own object")
+        try:
+            differs = value.format(name="n", date="d1") != value.format(name="n", date="d2")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"is not a valid pattern ({e}); use {{name}} and {{date}}") from e
+        if not differs:
+            raise ValueError("must use {date} so that each partition has its own object")
         return value
 
     @model_validator(mode="after")
@@ -335,6 +339,14 @@ class Registry(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {duplicates}")
+        keys: dict[str, str] = {}
+        for source in self.postgres:
+            other = keys.setdefault(source.key_for("2024-01-01"), source.name)
+            if other != source.name:
+                raise ValueError(
+                    f"sources {other!r} and {source.name!r} would write the same objects "
+                    f"({source.key_for('<date>')}): give one of them another object_key, e.g. with {{name}}"
+                )
         tracked: dict[str, str] = {}
         for source in self.postgres:
             other = tracked.setdefault(source.source_name, source.name)

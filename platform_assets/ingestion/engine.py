@@ -63,7 +63,9 @@ class LoadRequest:
     include_nulls: bool = False
     previous_upper: str | None = None
     merge: bool = False
-    """Merge into the object already at ``object_key`` (a replay keeps what bronze held)."""
+    """Merge into the partition's previous object (a replay keeps what bronze held)."""
+    merge_from: str | None = None
+    """Where the previous object is, when not at ``object_key`` (the key pattern changed)."""
     rebuild: bool = False
     watermark_reset: dict[str, Any] | None = None
     key_columns: tuple[str, ...] = ()
@@ -127,6 +129,7 @@ def _load(
             extract = extract_to_parquet(
                 request, services, stored, local, gate, upload, previous, state.null_capture_snapshot
             )
+            tracking.assert_holds_lock(platform, request.source_name)
             upload.complete(extract.parquet.size_bytes)
         except BaseException:
             upload.abort()
@@ -167,9 +170,10 @@ def _previous_object(request: LoadRequest, services: Services, tmp: Path) -> Pre
     if not request.merge:
         return None
     path = tmp / "previous.parquet"
-    if not services.store.download_if_exists(services.bronze_bucket, request.object_key, path):
+    key = request.merge_from or request.object_key
+    if not services.store.download_if_exists(services.bronze_bucket, key, path):
         log.warning("%s: partition %s has no object at %s any more; loading it from the source only",
-                    request.source_name, request.partition_key, request.object_key)
+                    request.source_name, request.partition_key, key)
         return None
     return PreviousObject.open(path)
 
@@ -210,6 +214,7 @@ def _watermark_update(
         watermark_type=column.watermark_type,
         last_snapshot=last_snapshot,
         catchup_floor=floor,
+        read=stored,
     )
 
 

@@ -106,9 +106,16 @@ def file_stem(relative_path: str) -> str:
 
 def check_object_key_pattern(pattern: str) -> None:
     """Refuse a pattern under which two files or two versions could share an object."""
-    missing = [p for p in REQUIRED_PLACEHOLDERS if p not in pattern]
+    def render(**values: str) -> str:
+        return pattern.format(**{"name": "n", "date": "d", "file": "f", "version": "v", "stem": "s", **values})
+
+    try:
+        base = render()
+        missing = [p for p in REQUIRED_PLACEHOLDERS if render(**{p.strip("{}"): "other"}) == base]
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"is not a valid pattern ({e}); the default is {DEFAULT_OBJECT_KEY}") from e
     if missing:
         raise ValueError(
-            f"must contain {', '.join(REQUIRED_PLACEHOLDERS)} so that every version of every file has its own "
+            f"must use {', '.join(REQUIRED_PLACEHOLDERS)} so that every version of every file has its own "
             f"object (missing {', '.join(missing)}); the default is {DEFAULT_OBJECT_KEY}"
         )

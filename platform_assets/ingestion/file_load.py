@@ -111,6 +111,7 @@ def load_file(request: FileLoadRequest, services: Services, platform: Any, run_i
                 ctime_ns=before.st_ctime_ns,
                 inode=before.st_ino,
             )
+            tracking.assert_holds_lock(platform, tracking.lock_name(request.source_name, request.family))
             upload.complete(converted.parquet.size_bytes)
         except BaseException:
             upload.abort()

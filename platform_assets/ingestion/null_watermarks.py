@@ -1,10 +1,10 @@
-"""Counts the rows an incremental source holds with a NULL watermark that no load captured.
+"""Counts the rows with a NULL watermark whose current values no load captured.
 
 A NULL watermark falls in no day and is never past a watermark: only a load that
 reads from the start (the first partition, the guide's first full extract) holds
-such rows. Rows NULL when that load ran are captured; rows that became NULL (or
-were written with NULL) later are not, and every other load counts them, in its
-own snapshot, so that they are reported rather than lost silently.
+such rows. Rows as they were when that load ran are captured; rows written with
+NULL, set to NULL or changed while NULL since are not, and every other load counts
+them, in its own snapshot, so that they are reported rather than lost silently.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 
 from platform_assets.ingestion.query_builder import relation
@@ -28,9 +29,10 @@ class NullWatermarks:
 
     def warning(self, source_name: str, column: str) -> str:
         return (
-            f"{source_name}: {self.rows} row(s) have a NULL {column}, which no incremental load can "
-            f"select, and were not captured by the load that read from the start (sample: {self.sample}); "
-            "give them a value, or re-extract from the start"
+            f"{source_name}: {self.rows} row(s) have a NULL {column} and were written or changed since the "
+            f"load that read the NULL-watermark rows (sample: {self.sample}); a NULL watermark falls in no "
+            "day and is never past a watermark, so these values are not in bronze: give them a value, or "
+            "load the first partition again (it merges them in)"
         )
 
 
@@ -61,8 +63,13 @@ def uncaptured_null_rows(
     sample_columns = key_columns or all_columns
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in sample_columns)
     order = sql.SQL(" ORDER BY {}").format(columns) if key_columns else sql.SQL("")
-    cur.execute(sql.SQL("SELECT {} {}{} LIMIT {}").format(columns, where, order, sql.Literal(SAMPLE_ROWS)))
-    sample = [dict(zip(sample_columns, (_printable(v) for v in row))) for row in cur.fetchall()]
+    cur.execute("SAVEPOINT null_sample")
+    try:
+        cur.execute(sql.SQL("SELECT {} {}{} LIMIT {}").format(columns, where, order, sql.Literal(SAMPLE_ROWS)))
+        sample = [dict(zip(sample_columns, (_printable(v) for v in row))) for row in cur.fetchall()]
+    except psycopg2.DataError as e:  # keys that are not valid UTF-8 (a SQL_ASCII database)
+        cur.execute("ROLLBACK TO SAVEPOINT null_sample")
+        sample = [{"sample": f"not shown: {str(e).strip()}"}]
     return NullWatermarks(rows, sample)
 
 

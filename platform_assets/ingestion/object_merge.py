@@ -70,18 +70,68 @@ def merged_schema(source: pa.Schema, previous: pa.Schema, source_name: str) -> p
     return pa.schema([*fields, *kept], metadata=source.metadata)
 
 
-def version_columns(key: list[str], columns: list[str], watermark: str | None, previous: pa.Schema) -> list[str]:
+def version_columns(
+    key: list[str], columns: list[str], watermark: str | None, previous: pa.Schema, source_name: str
+) -> list[str]:
     """The columns that identify a version on both sides of a merge.
 
-    The key (plus the watermark) when the previous object has all of it; otherwise the
-    columns both sides have, so that a column added or renamed since does not make
-    every old row look like another version.
+    The key plus the watermark; without a key, the columns both sides have (so that a
+    column added since does not make every old row look like another version). When
+    the previous object lacks the watermark or a key column (renamed since), its
+    versions cannot be told apart: the merge is refused and a rebuild is the way.
     """
     held = set(previous.names)
-    wanted = [*key] if key and all(k in held for k in key) else [c for c in columns if c in held]
-    if watermark is not None and watermark in held and watermark not in wanted:
+    missing = [c for c in [*key, *([watermark] if watermark else [])] if c not in held]
+    if missing:
+        raise IngestionError(
+            f"{source_name}: the partition's object has no column {missing} (renamed since?), so a replay "
+            "cannot tell its row versions apart: rebuild the partition (run config rebuild: true, or the "
+            "tag data_platform/rebuild=true) to replace it with the source as it is now"
+        )
+    wanted = [*key] if key else [c for c in columns if c in held]
+    if watermark is not None and watermark not in wanted:
         wanted.append(watermark)
     return wanted
+
+
+class HeldValues:
+    """What the previous object held in the columns the source no longer has, by version.
+
+    A version the source still has is written from the source, with these columns
+    filled from the previous object, so that no value bronze held is lost.
+    """
+
+    def __init__(self, previous: PreviousObject, version: list[str], kept: list[str], schema: pa.Schema):
+        self.version = version
+        self.kept = kept
+        if not kept:
+            return
+        table = pq.ParquetFile(previous.path).read(columns=[*version, *kept])
+        keys = pa.table({n: _widened(table.column(n), schema, n) for n in version})
+        values = _encoded(keys, version, table.num_rows)
+        for name in kept:
+            values = values.append_column(f"v_{name}", table.column(name))
+        key_names = [c for c in values.column_names if not c.startswith("v_")]
+        first = values.group_by(key_names, use_threads=False).aggregate([(f"v_{n}", "first") for n in kept])
+        self._values = first.rename_columns([*key_names, *(f"v_{n}" for n in kept)])
+
+    def fill(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.kept or not batch.num_rows:
+            return batch
+        keys = _encoded(batch, self.version, batch.num_rows)
+        keys = keys.append_column(_ROW, pa.array(np.arange(batch.num_rows, dtype=np.int64)))
+        joined = keys.join(self._values, keys=[c for c in keys.column_names if c != _ROW],
+                           join_type="left outer", use_threads=False)
+        joined = joined.sort_by(_ROW)
+        columns = list(batch.columns)
+        for name in self.kept:
+            index = batch.schema.get_field_index(name)
+            columns[index] = joined.column(f"v_{name}").combine_chunks().cast(batch.schema.field(name).type)
+        return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _widened(column: pa.ChunkedArray, schema: pa.Schema, name: str) -> pa.ChunkedArray:
+    return pc.cast(column, schema.field(name).type) if schema.get_field_index(name) >= 0 else column
 
 
 def widens(old: pa.DataType, new: pa.DataType) -> bool:
@@ -134,13 +184,7 @@ def kept_rows(previous: PreviousObject, written: VersionKeys, schema: pa.Schema)
     parquet = pq.ParquetFile(previous.path)
     present = [c for c in written.columns if c in previous.schema.names]
     old_keys = parquet.read(columns=present)
-    old_keys = pa.table(
-        {
-            name: pc.cast(old_keys.column(name), schema.field(name).type)
-            if schema.get_field_index(name) >= 0 else old_keys.column(name)
-            for name in present
-        }
-    )
+    old_keys = pa.table({name: _widened(old_keys.column(name), schema, name) for name in present})
     encoded = _encoded(old_keys, written.columns, previous.row_count)
     encoded = encoded.append_column(_ROW, pa.array(np.arange(previous.row_count, dtype=np.int64)))
     survivors = encoded.join(

@@ -62,7 +62,14 @@ def load_partition(
         reloads: list[dict[str, Any]] = []
         errors: dict[str, str] = {}
         state = read_source_state(platform, spec.source_name)
-        for key, rows in sorted(late_partitions(services, spec, platform, state, partition_key).items()):
+        try:
+            late = late_partitions(services, spec, platform, state, partition_key)
+        except TransientError:
+            raise
+        except IngestionError as e:
+            log.error("%s: the check for late rows failed: %s", spec.source_name, e)
+            return PartitionOutcome(result, [], {"late-row check": str(e)}, verified)
+        for key, rows in sorted(late.items()):
             log.info("%s: %d late row(s) in partition %s; loading it again", spec.source_name, rows, key)
             try:
                 reloaded = run_locked(request_for(spec, plan_partition(spec, state, key), dagster_run_id),
@@ -97,6 +104,7 @@ def request_for(spec: SourceSpec, plan: PartitionPlan, dagster_run_id: str | Non
         include_nulls=plan.include_nulls,
         previous_upper=plan.previous_upper,
         merge=plan.merge,
+        merge_from=plan.merge_from,
         rebuild=plan.rebuild,
         watermark_reset=plan.watermark_reset,
         key_columns=spec.key_columns,

@@ -80,6 +80,8 @@ class PartitionPlan:
     previous_upper: str | None = None
     replay_range: ExtractRange | None = None
     merge: bool = False
+    merge_from: str | None = None
+    """The object key the partition's previous load wrote (the registry's pattern may have changed)."""
     rebuild: bool = False
     watermark_reset: dict[str, Any] | None = None
 
@@ -90,24 +92,35 @@ class PartitionPlan:
 
 def plan_partition(spec: SourceSpec, state: SourceState, partition_key: str, rebuild: bool = False) -> PartitionPlan:
     """The load of ``partition_key``; ``state`` must have been read under the source's lock."""
-    previous = state.partitions.get(partition_key)
-    merge = previous is not None and not rebuild
     if spec.load == "full":
         return PartitionPlan(partition_key, "full", rebuild=rebuild)
+    previous = state.partitions.get(partition_key)
+    if previous is not None and previous.load_mode not in _SAME_KIND[spec.watermark_type or ""]:
+        previous = None  # loaded as another kind of source (a snapshot, say): replaced, not merged
+    merge = previous is not None and not rebuild
+    merge_from = previous.object_key if merge and previous is not None else None
     if spec.watermark_type == "timestamp":
         first = spec.is_first(partition_key)
         return PartitionPlan(
             partition_key, "window", window=spec.window(partition_key), include_nulls=first,
-            merge=merge, rebuild=rebuild, watermark_reset=state.reset(),
+            merge=merge, merge_from=merge_from, rebuild=rebuild, watermark_reset=state.reset(),
         )
     reset = state.reset()
+    replay = PartitionPlan(
+        partition_key, "replay", replay_range=previous.extract_range if previous else None,
+        merge=merge, merge_from=merge_from, rebuild=rebuild,
+    )
     if previous is not None and not _is_frontier(previous, state) and previous.extract_range is not None:
-        return PartitionPlan(partition_key, "replay", replay_range=previous.extract_range, merge=merge, rebuild=rebuild)
-    if previous is not None and reset is None and previous.extract_range is not None:
+        return replay
+    if previous is not None and previous.extract_range is not None and (reset is None or _skips_ahead(reset, previous)):
+        if reset is not None:
+            # a reset past the frontier's end skips rows: the frontier keeps its range and
+            # the next new partition acts on the reset
+            return replay
         recorded = previous.extract_range
         return PartitionPlan(
             partition_key, "range", lower=recorded.lower, include_nulls=recorded.include_nulls,
-            previous_upper=previous.range_upper, merge=merge, rebuild=rebuild,
+            previous_upper=previous.range_upper, merge=merge, merge_from=merge_from, rebuild=rebuild,
         )
     # A watermark row holding NULL: the ranges so far loaded no value (NULLs at most),
     # so this one takes every value and no NULL; no row at all: from the start, NULLs too.
@@ -120,8 +133,17 @@ def plan_partition(spec: SourceSpec, state: SourceState, partition_key: str, reb
         include_nulls = include_nulls or (lower is None and previous.extract_range.include_nulls)
     return PartitionPlan(
         partition_key, "range", lower=lower, include_nulls=include_nulls,
-        merge=merge, rebuild=rebuild, watermark_reset=reset,
+        merge=merge, merge_from=merge_from, rebuild=rebuild, watermark_reset=reset,
     )
+
+
+_SAME_KIND = {"timestamp": ("window",), "integer": ("range", "replay", "incremental")}
+
+
+def _skips_ahead(reset: dict[str, Any], frontier: Any) -> bool:
+    """A reset to a value past the frontier's recorded end (the guide's UPDATE to skip rows)."""
+    upper = frontier.range_upper
+    return reset["new"] is not None and upper is not None and int(reset["new"]) > int(upper)
 
 
 def _lowest(a: str | None, b: str | None) -> str | None:

@@ -29,6 +29,7 @@ from platform_assets.ingestion.errors import IngestionError, SchemaDetectionErro
 from platform_assets.ingestion.load_planning import WatermarkColumn, incremental_range, window_range
 from platform_assets.ingestion.null_watermarks import NullWatermarks, uncaptured_null_rows
 from platform_assets.ingestion.object_merge import (
+    HeldValues,
     PreviousObject,
     VersionKeys,
     kept_rows,
@@ -101,18 +102,20 @@ def extract_to_parquet(
         if changes.flagged:
             log.warning("%s: schema changed: %s", request.source_name, changes.describe())
         schema = with_changes_metadata(arrow_schema(mappings), changes)
-        version: list[str] = []
+        held: HeldValues | None = None
         if previous is not None:
             schema = merged_schema(schema, previous.schema, request.source_name)
             version = version_columns(key, [c.name for c in columns],
-                                      watermark_column.name if watermark_column else None, previous.schema)
+                                      watermark_column.name if watermark_column else None, previous.schema,
+                                      request.source_name)
+            held = HeldValues(previous, version, schema.names[len(columns):], schema)
         nulls = _null_watermarks(cur, request, watermark_column, columns, key, extract_range,
                                  null_capture_snapshot, row_versioned)
         framed = False
         while True:
             try:
                 written = _write(cur, services, snapshot, statements, mappings, schema, local, upload,
-                                 request.source_name, watermark_column, previous, version, framed)
+                                 request.source_name, watermark_column, previous, held, framed)
                 break
             except RowLargerThanBlock:
                 log.info("%s: a row is larger than a read block; reading again row by row", request.source_name)
@@ -155,11 +158,11 @@ def _write(
     source_name: str,
     watermark_column: WatermarkColumn | None,
     previous: PreviousObject | None,
-    version: list[str],
+    held: HeldValues | None,
     framed: bool,
 ) -> tuple[ParquetFile, WatermarkValue | None, list[dict[str, Any]], int]:
     sink = ParquetSink(local, schema, follower=upload)
-    written_keys = VersionKeys(version) if previous is not None else None
+    written_keys = VersionKeys(held.version) if held is not None else None
     loaded_max: WatermarkValue | None = None
     preview: list[dict[str, Any]] = []
     from_source = 0
@@ -169,6 +172,8 @@ def _write(
             source_name, EXTRACT_APPLICATION_NAME, framed,
         ):
             batch = _conform(batch, schema, source_name)
+            if held is not None:
+                batch = held.fill(batch)
             if watermark_column is not None and batch.num_rows:
                 batch_max = python_value(pc.max(batch.column(watermark_column.name)))
                 if batch_max is not None and (loaded_max is None or batch_max > loaded_max):
@@ -236,18 +241,26 @@ def _watermark_column(request: Any, columns: list[Any]) -> WatermarkColumn | Non
 
 
 def _key_columns(cur: Any, request: Any, names: list[str], kind: str | None) -> list[str]:
-    """The row's key: the registry's ``key_columns``, else the table's primary key, else none."""
-    if request.key_columns:
-        missing = [c for c in request.key_columns if c not in names]
-        if missing:
-            raise SchemaDetectionError(
-                f"{request.source_name}: key_columns {missing} are not columns of the source; "
-                f"its columns are {names}: fix key_columns in the registry"
-            )
-        return list(request.key_columns)
-    if request.query is None and kind in pg_catalog.ROW_VERSIONED_KINDS:
-        return pg_catalog.primary_key(cur, request.schema, request.table)
-    return []
+    """The row's key: the table's primary key, else the registry's ``key_columns``, else none."""
+    primary = (
+        pg_catalog.primary_key(cur, request.schema, request.table)
+        if request.query is None and kind in pg_catalog.ROW_VERSIONED_KINDS else []
+    )
+    if not request.key_columns:
+        return primary
+    if primary and list(request.key_columns) != primary:
+        raise SchemaDetectionError(
+            f"{request.source_name}: key_columns {list(request.key_columns)} are set, but the table's primary "
+            f"key is {primary}, which is the row's key: remove key_columns from the registry (it is for views "
+            "and tables without a primary key)"
+        )
+    missing = [c for c in request.key_columns if c not in names]
+    if missing:
+        raise SchemaDetectionError(
+            f"{request.source_name}: key_columns {missing} are not columns of the source; "
+            f"its columns are {names}: fix key_columns in the registry"
+        )
+    return list(request.key_columns)
 
 
 def _read_range(

@@ -42,9 +42,8 @@ def locked_source(services: Services, source_name: str, family: str | None = Non
     """
     bound_resident_memory()
     platform = services.connect_platform()
-    lock = source_name if family is None else f"{family}/{source_name}"
     try:
-        with tracking.source_lock(platform, lock, services.lock_wait_seconds):
+        with tracking.source_lock(platform, tracking.lock_name(source_name, family), services.lock_wait_seconds):
             stale = tracking.fail_stale_runs(platform, source_name, family)
             if stale:
                 log.warning("%s: marked %d stale running row(s) failed", source_name, stale)

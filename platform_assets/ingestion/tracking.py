@@ -8,6 +8,7 @@ transaction so that a run's ``success`` and its watermark move together.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import hashlib
 import json
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from platform_assets.ingestion.errors import (
     TransientError,
     WatermarkError,
 )
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 BOOTSTRAP_LOCK_KEY = "data_platform:bootstrap"
@@ -181,6 +184,8 @@ class WatermarkUpdate:
     watermark_type: str
     last_snapshot: str | None
     catchup_floor: str | None
+    read: StoredWatermark | None = None
+    """The row as the run read it: written only if it is still so (a reset meanwhile wins)."""
 
 
 @dataclass(frozen=True)
@@ -257,19 +262,7 @@ def commit_success(
                 ),
             )
             if watermark is not None:
-                cur.execute(
-                    "INSERT INTO data_platform.watermarks (source_name, watermark_column, "
-                    "watermark_value, watermark_type, last_snapshot, catchup_floor, last_run_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source_name) DO UPDATE SET "
-                    "watermark_column = EXCLUDED.watermark_column, watermark_value = EXCLUDED.watermark_value, "
-                    "watermark_type = EXCLUDED.watermark_type, last_snapshot = EXCLUDED.last_snapshot, "
-                    "catchup_floor = EXCLUDED.catchup_floor, last_run_id = EXCLUDED.last_run_id, "
-                    "updated_at = now()",
-                    (
-                        source_name, watermark.column, watermark.value, watermark.watermark_type,
-                        watermark.last_snapshot, watermark.catchup_floor, run_id,
-                    ),
-                )
+                _write_watermark(cur, source_name, watermark, run_id)
             if file is not None and replaces_file:
                 cur.execute(
                     "DELETE FROM data_platform.ingested_files WHERE family = %s AND relative_path = %s "
@@ -312,6 +305,56 @@ def commit_success(
                 f"{source_name}: the data was stored but recording the run failed: {str(e).strip()}; "
                 "the run stays 'running' until the next run of the source marks it failed"
             ) from e
+
+
+def _write_watermark(cur: Any, source_name: str, update: WatermarkUpdate, run_id: int) -> None:
+    """Move the watermark, unless someone changed it since the run read it (the guide's
+    UPDATE or DELETE during the run): the reset is then left for the next run to act on."""
+    values = (update.column, update.value, update.watermark_type, update.last_snapshot, update.catchup_floor, run_id)
+    read = update.read
+    if read is None:
+        cur.execute(
+            "INSERT INTO data_platform.watermarks (watermark_column, watermark_value, watermark_type, "
+            "last_snapshot, catchup_floor, last_run_id, source_name) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (source_name) DO NOTHING",
+            (*values, source_name),
+        )
+    else:
+        cur.execute(
+            "UPDATE data_platform.watermarks SET watermark_column = %s, watermark_value = %s, "
+            "watermark_type = %s, last_snapshot = %s, catchup_floor = %s, last_run_id = %s, updated_at = now() "
+            "WHERE source_name = %s AND watermark_value IS NOT DISTINCT FROM %s "
+            "AND last_run_id IS NOT DISTINCT FROM %s",
+            (*values, source_name, read.value, read.last_run_id),
+        )
+    if cur.rowcount == 0:
+        log.warning("%s: the watermark changed while this run extracted (a reset?); left as it is, for the "
+                    "next run to act on", source_name)
+
+
+def assert_holds_lock(conn: Any, lock: str) -> None:
+    """Raise TransientError unless this session still holds the lock (its session may have died,
+    and another run taken over): called before anything is made visible."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = "
+                "hashtextextended(%s, 0))",
+                (f"source:{lock}",),
+            )
+            held = cur.fetchone()[0]
+    except psycopg2.Error as e:
+        raise TransientError(
+            f"{lock}: the connection to the platform database was lost ({str(e).strip()}); nothing was stored"
+        ) from e
+    if not held:
+        raise TransientError(f"{lock}: this run no longer holds its source lock; nothing was stored")
+
+
+def lock_name(source_name: str, family: str | None) -> str:
+    """The advisory lock of a source, or of one file of a family."""
+    return source_name if family is None else f"{family}/{source_name}"
 
 
 def schema_hash(schema_metadata: dict[str, Any]) -> str:

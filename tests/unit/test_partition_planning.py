@@ -151,3 +151,30 @@ def test_after_ranges_that_loaded_no_value_the_next_takes_every_value_and_no_nul
     )
     plan = plan_partition(INTEGER, stored_null, "2024-03-02")
     assert (plan.mode, plan.lower, plan.include_nulls, plan.watermark_reset) == ("range", None, False, None)
+
+
+def test_a_reset_past_the_frontier_end_is_left_to_the_next_new_partition() -> None:
+    """Found by an attack test: the frontier acting on the guide's UPDATE to a value past
+    its end re-read the rows the reset meant to skip."""
+    first = _load(1, "2024-03-01", _range(None, "100"))
+    second = _load(2, "2024-03-02", _range("100", "150"))
+    skip = _state("200", first, second, frontier=2, last_written="150")
+    frontier = plan_partition(INTEGER, skip, "2024-03-02")
+    assert (frontier.mode, frontier.replay_range, frontier.watermark_reset) == ("replay", second.extract_range, None)
+    new = plan_partition(INTEGER, skip, "2024-03-03")
+    assert (new.mode, new.lower, new.watermark_reset) == ("range", "200", {"old": "150", "new": "200"})
+
+
+def test_a_partition_loaded_as_another_kind_of_source_is_replaced_not_merged() -> None:
+    """Found by an attack test: a source switched from a full load to incremental merged the
+    day into the old snapshot."""
+    snapshot = _load(1, "2024-03-04", _range(None, None), mode="full")
+    plan = plan_partition(TIMESTAMP, SourceState(partitions={"2024-03-04": snapshot}), "2024-03-04")
+    assert (plan.mode, plan.merge, plan.merge_from) == ("window", False, None)
+    plan = plan_partition(INTEGER, SourceState(partitions={"2024-03-04": snapshot}), "2024-03-04")
+    assert (plan.mode, plan.merge, plan.lower, plan.include_nulls) == ("range", False, None, True)
+
+
+def test_a_replay_merges_from_where_the_previous_load_wrote() -> None:
+    loaded = SourceState(partitions={"2024-03-04": _load(1, "2024-03-04", _range(None, None), mode="window")})
+    assert plan_partition(TIMESTAMP, loaded, "2024-03-04").merge_from == "k/2024-03-04"
