@@ -22,6 +22,8 @@ from platform_resources.postgres import PostgresResource
 
 GROUP = "bronze_files"
 ALL_FILES_LOADED = "all_files_loaded"
+RUN_KEY_TAG = "dagster/run_key"
+MAX_SENSOR_ATTEMPTS = 4
 
 
 def asset_key(family: FileFamily) -> dg.AssetKey:
@@ -34,7 +36,7 @@ class FileVersionConfig(dg.Config):
     relative_path: str
     size: int
     mtime_ns: int
-    md5: str
+    md5: str | None = None
 
 
 class FilePartitionConfig(dg.Config):
@@ -114,6 +116,7 @@ def build_file_family(
         for problem in plan.reported:
             context.log.error(f"{family.name}: not loaded: {problem}")
         requests = []
+        runs = _SensorRuns(context)
         for partition_key, files in sorted(plan.ready.items()):
             if not partitions_def.has_partition_key(partition_key):
                 context.log.info(
@@ -121,18 +124,55 @@ def build_file_family(
                     f"which does not exist yet (partitions run from {registry.start_date} to today)"
                 )
                 continue
-            requests.append(_run_request(family, partition_key, files))
+            run_key = runs.unused_key(_run_key(family, partition_key, files))
+            if run_key is None:
+                context.log.error(
+                    f"{family.name}: {[f.relative_path for f in files]} not requested again: their last "
+                    f"{MAX_SENSOR_ATTEMPTS} runs failed; see those runs, then materialize partition {partition_key}"
+                )
+                continue
+            requests.append(_run_request(family, partition_key, files, run_key))
         return dg.SensorResult(run_requests=requests, cursor=plan.cursor)
 
     return _asset, _sensor
 
 
-def _run_request(family: FileFamily, partition_key: str, files: list[FileRef]) -> dg.RunRequest:
-    versions = "\n".join(sorted(f"{f.relative_path}:{f.md5}" for f in files))
+def _run_key(family: FileFamily, partition_key: str, files: list[FileRef]) -> str:
+    """The same versions in the same state give the same key (the daemon launches it once)."""
+    versions = "\n".join(sorted(f"{f.relative_path}:{f.md5}:{f.size}:{f.mtime_ns}" for f in files))
+    return f"{family.name}:{partition_key}:{hashlib.sha256(versions.encode()).hexdigest()[:16]}"
+
+
+class _SensorRuns:
+    """The runs the sensor launched before: a request whose run failed is made again under
+    a new key (the daemon launches a key once), ``MAX_SENSOR_ATTEMPTS`` times at most.
+
+    A file whose content is at fault is recorded as failed and not requested again: what
+    fails here is a run (an outage after its retries, a killed process).
+    """
+
+    def __init__(self, context: dg.SensorEvaluationContext) -> None:
+        try:
+            self._instance: dg.DagsterInstance | None = context.instance
+        except dg.DagsterInvariantViolationError:
+            self._instance = None  # a context built without an instance (a unit test)
+
+    def unused_key(self, key: str) -> str | None:
+        if self._instance is None:
+            return key
+        for attempt in range(MAX_SENSOR_ATTEMPTS):
+            candidate = key if attempt == 0 else f"{key}:retry{attempt}"
+            runs = self._instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: candidate}), limit=1)
+            if not runs or runs[0].status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+                return candidate
+        return None
+
+
+def _run_request(family: FileFamily, partition_key: str, files: list[FileRef], run_key: str) -> dg.RunRequest:
     op = "__".join(asset_key(family).path)
     return dg.RunRequest(
         partition_key=partition_key,
-        run_key=f"{family.name}:{partition_key}:{hashlib.sha256(versions.encode()).hexdigest()[:16]}",
+        run_key=run_key,
         run_config={"ops": {op: {"config": {"files": [vars(f) for f in files]}}}},
         tags={"file_family": family.name, "files": ",".join(f.relative_path for f in files)[:1000]},
     )

@@ -29,6 +29,7 @@ from platform_assets.ingestion.family_spec import (
 from platform_assets.ingestion.family_spec import (
     FamilySpec,
     check_object_key_pattern,
+    globs_may_overlap,
 )
 from platform_assets.ingestion.partition_planning import SourceSpec
 from platform_assets.ingestion.text_types import parse_pinned_type
@@ -315,6 +316,7 @@ class FileFamily(_Checked):
             schema_policy=self.schema_policy,
             timezone=registry.timezone,
             stable_seconds=self.stable_seconds,
+            start_date=registry.start_date,
         )
 
 
@@ -347,6 +349,7 @@ class Registry(_Strict):
                     f"sources {other!r} and {source.name!r} would write the same objects "
                     f"({source.key_for('<date>')}): give one of them another object_key, e.g. with {{name}}"
                 )
+        _refuse_moves_from_shared_files(self.files)
         tracked: dict[str, str] = {}
         for source in self.postgres:
             other = tracked.setdefault(source.source_name, source.name)
@@ -357,6 +360,30 @@ class Registry(_Strict):
                     f"other through a custom query (query: SELECT * FROM {source.source_name})"
                 )
         return self
+
+
+def _refuse_moves_from_shared_files(families: list[FileFamily]) -> None:
+    """A family that moves its files must be the only one reading them."""
+    for mover in (f for f in families if f.after_load == "move"):
+        for other in families:
+            if other is not mover and _may_share_files(mover, other):
+                raise ValueError(
+                    f"file family {mover.name!r} moves its files after loading (after_load: move), and family "
+                    f"{other.name!r} may read the same files ({other.glob} in {other.directory}): it would miss "
+                    "the files moved away. Give each family its own directory or non-overlapping globs, or use "
+                    "after_load: leave"
+                )
+
+
+def _may_share_files(first: FileFamily, second: FileFamily) -> bool:
+    a, b = first.input_directory().resolve(), second.input_directory().resolve()
+    if a == b:
+        return globs_may_overlap(first.glob, second.glob)
+    if b.is_relative_to(a):
+        return globs_may_overlap(first.glob, f"{b.relative_to(a).as_posix()}/{second.glob}")
+    if a.is_relative_to(b):
+        return globs_may_overlap(f"{a.relative_to(b).as_posix()}/{first.glob}", second.glob)
+    return False
 
 
 def registry_path() -> Path:

@@ -147,20 +147,26 @@ def family_rows(store_settings: Any, family: str, *columns: str) -> list[tuple]:
     return sorted(rows, key=lambda r: tuple((v is None, str(v)) for v in r))
 
 
-def sensor_tick(registry: Any, family: str, pg: Any, store_settings: Any, cursor: str | None) -> tuple[list, str]:
+def sensor_tick(
+    registry: Any, family: str, pg: Any, store_settings: Any, cursor: str | None, instance: Any = None
+) -> tuple[list, str]:
     """One evaluation of a family's sensor: (run requests, new cursor)."""
     import dagster as dg
 
     from platform_assets.definitions import build_definitions
 
     sensor = build_definitions(registry).resolve_sensor_def(f"{family}_sensor")
-    with dg.build_sensor_context(cursor=cursor, resources=dagster_resources(pg, store_settings)) as context:
+    resources = dagster_resources(pg, store_settings)
+    with dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance) as context:
         result = sensor(context)
     return list(result.run_requests or []), result.cursor
 
 
-def launch(registry: Any, request: Any, family: str, pg: Any, store_settings: Any, raise_on_error: bool = False) -> Any:
-    """Run a sensor's run request as the daemon would (its partition, config and tags)."""
+def launch(
+    registry: Any, request: Any, family: str, pg: Any, store_settings: Any, raise_on_error: bool = False,
+    instance: Any = None,
+) -> Any:
+    """Run a sensor's run request as the daemon would (its partition, config, tags and run key)."""
     import dagster as dg
 
     from platform_assets.definitions import build_definitions
@@ -170,7 +176,8 @@ def launch(registry: Any, request: Any, family: str, pg: Any, store_settings: An
         [defs.get_assets_def(dg.AssetKey(["bronze", "files", family]))],
         partition_key=request.partition_key,
         run_config=request.run_config or None,
-        tags=request.tags,
+        tags={**request.tags, "dagster/run_key": request.run_key},
         resources=dagster_resources(pg, store_settings),
         raise_on_error=raise_on_error,
+        instance=instance,
     )

@@ -66,7 +66,7 @@ class CsvOptions:
 
     def with_larger_blocks(self) -> CsvOptions:
         """Blocks large enough for a row that did not fit (``MAX_ROW_BYTES`` at most)."""
-        stream = min(self.stream_block_size * 8, MAX_ROW_BYTES)
+        stream = min(self.stream_block_size * 4, MAX_ROW_BYTES)
         return replace(self, stream_block_size=stream, block_size=max(self.block_size, stream))
 
 
@@ -370,6 +370,7 @@ def _read_options(options: CsvOptions, column_names: list[str], block_size: int)
 
 
 def _parse_options(options: CsvOptions) -> pa_csv.ParseOptions:
+    """Empty lines are skipped, in a one-column file too (as pandas and Python's csv do)."""
     return pa_csv.ParseOptions(
         delimiter=options.delimiter,
         quote_char=options.quote_char,

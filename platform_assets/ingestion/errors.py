@@ -23,3 +23,7 @@ class SourceBusyError(TransientError):
 
 class SchemaContractError(SchemaDetectionError):
     """A source's schema changed in a way its schema policy forbids."""
+
+
+class FileChangedError(IngestionError):
+    """A file changed while it was read: nothing was stored; it is loaded once at rest."""

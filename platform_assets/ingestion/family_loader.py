@@ -12,16 +12,17 @@ may be moved to ``_processed/<date>/``, never over another file.
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from platform_assets.ingestion import file_ledger, tracking
-from platform_assets.ingestion.errors import IngestionError, TransientError
-from platform_assets.ingestion.family_scan import PROCESSED_DIR, FileProblem, FileSeen, scan_family
+from platform_assets.ingestion.errors import FileChangedError, IngestionError, TransientError
+from platform_assets.ingestion.family_scan import PROCESSED_DIR, FileProblem, FileSeen, content_md5, scan_family
 from platform_assets.ingestion.family_spec import FamilySpec
-from platform_assets.ingestion.file_load import FileLoadRequest, file_status, load_file
+from platform_assets.ingestion.file_load import FileLoadRequest, load_file
 from platform_assets.ingestion.parquet_sink import file_md5
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.tracked_run import escaped, locked_source, run_in_session
@@ -36,7 +37,8 @@ class FileRef:
     relative_path: str
     size: int
     mtime_ns: int
-    md5: str
+    md5: str | None
+    """None: too large for the sensor to hash in a tick; the run hashes it."""
 
 
 @dataclass
@@ -101,7 +103,7 @@ def _wanted(
     for ref in files:
         seen = present.get(ref.relative_path)
         if seen is None:
-            done.outcomes.append(FileOutcome(ref.relative_path, "skipped", "no longer in the directory"))
+            done.outcomes.append(FileOutcome(ref.relative_path, "skipped", GONE))
         elif (seen.size, seen.mtime_ns) != (ref.size, ref.mtime_ns):
             done.outcomes.append(FileOutcome(
                 ref.relative_path, "skipped",
@@ -122,58 +124,82 @@ def _load_one(
 ) -> FileOutcome:
     relative = seen.relative_path
     with locked_source(services, relative, family=spec.name) as platform:
-        md5 = _content_md5(seen)
-        if md5 is None or (expected_md5 is not None and md5 != expected_md5):
-            return FileOutcome(relative, "skipped", "changed while it was read; loaded once at rest")
-        if file_ledger.is_loaded(platform, spec.name, relative, md5) and not reload_loaded:
-            _move_processed(spec, seen)
-            return FileOutcome(relative, "skipped", "this version is loaded already")
-        request = FileLoadRequest(
-            path=seen.path,
-            object_key=spec.object_key(seen.partition_key, relative, md5),
-            execution_date=seen.partition_key,
-            file_format=spec.format,
-            source_name=relative,
-            csv_options=spec.csv_options(relative) if spec.format == "csv" else None,
-            schema_policy=spec.schema_policy,
-            family=spec.name,
-            relative_path=relative,
-            partition_key=seen.partition_key,
-            dagster_run_id=dagster_run_id,
-            content_md5=md5,
-            replaces_loaded=reload_loaded,
-        )
-        start = request.run_start(services)
-        run_id: int | None = None
         try:
-            with run_in_session(platform, services, start) as run_id:
-                result = load_file(request, services, platform, run_id)
-        except TransientError:
-            raise
-        except IngestionError as e:
-            log.error("%s: %s failed: %s", spec.name, relative, e)
-            file_ledger.record_failure(
-                platform, spec.name, relative, md5, size_bytes=seen.size, mtime_ns=seen.mtime_ns,
-                partition_key=seen.partition_key, run_id=run_id, message=str(e),
-            )
-            return FileOutcome(relative, "failed", str(e))
-        file_ledger.forget_failure(platform, spec.name, relative, md5)
-        _move_processed(spec, seen)
-        return FileOutcome(relative, "loaded", result=result)
+            md5 = content_md5(seen)
+        except OSError as e:
+            unreadable = FileProblem.of(seen, f"cannot be read ({e.strerror or e}); fix its permissions")
+        else:
+            if md5 is None:
+                return FileOutcome(relative, "skipped", CHANGED if seen.path.exists() else GONE)
+            if expected_md5 is not None and md5 != expected_md5:
+                return FileOutcome(relative, "skipped", CHANGED)
+            if not reload_loaded and file_ledger.is_loaded(platform, spec.name, relative, md5, seen.path):
+                _move_processed(spec, seen)
+                return FileOutcome(relative, "skipped", "this version is loaded already")
+            return _load_version(spec, seen, md5, services, platform, reload_loaded, dagster_run_id)
+    record_problem(spec, unreadable, services)
+    return FileOutcome(relative, "failed", unreadable.message)
 
 
-def _content_md5(seen: FileSeen) -> str | None:
-    """The file's MD5, or None when it changed while being hashed."""
-    md5 = file_md5(seen.path)
-    after = file_status(seen.path)
-    if [after.st_size, after.st_mtime_ns] != [seen.size, seen.mtime_ns]:
-        return None
-    return md5
+GONE = "no longer in the directory (moved or deleted since the run started)"
+CHANGED = "changed while it was read; loaded once at rest"
+
+
+def _load_version(
+    spec: FamilySpec,
+    seen: FileSeen,
+    md5: str,
+    services: Services,
+    platform: Any,
+    reload_loaded: bool,
+    dagster_run_id: str | None,
+) -> FileOutcome:
+    """Load the version ``md5`` of ``seen``, under its lock (held by the caller)."""
+    relative = seen.relative_path
+    request = FileLoadRequest(
+        path=seen.path,
+        object_key=spec.object_key(seen.partition_key, relative, md5),
+        execution_date=seen.partition_key,
+        file_format=spec.format,
+        source_name=relative,
+        csv_options=spec.csv_options(relative) if spec.format == "csv" else None,
+        schema_policy=spec.schema_policy,
+        family=spec.name,
+        relative_path=relative,
+        partition_key=seen.partition_key,
+        dagster_run_id=dagster_run_id,
+        content_md5=md5,
+        hashed_status=tuple(seen.stat_key),
+        replaces_loaded=reload_loaded,
+    )
+    start = request.run_start(services)
+    run_id: int | None = None
+    try:
+        with run_in_session(platform, services, start) as run_id:
+            result = load_file(request, services, platform, run_id)
+    except FileChangedError:
+        return FileOutcome(relative, "skipped", CHANGED)
+    except TransientError:
+        raise
+    except IngestionError as e:
+        log.error("%s: %s failed: %s", spec.name, relative, e)
+        file_ledger.record_failure(
+            platform, spec.name, relative, md5, stat_key=seen.stat_key,
+            partition_key=seen.partition_key, run_id=run_id, message=str(e),
+        )
+        return FileOutcome(relative, "failed", str(e))
+    file_ledger.forget_failure(platform, spec.name, relative, md5)
+    _move_processed(spec, seen)
+    return FileOutcome(relative, "loaded", result=result)
 
 
 def _move_processed(spec: FamilySpec, seen: FileSeen) -> None:
-    """``after_load: move``: to ``_processed/<date>/<relative path>``, never over another file."""
-    if spec.after_load != "move" or not seen.path.exists():
+    """``after_load: move``: to ``_processed/<date>/<relative path>``, never over another file.
+
+    Only the version loaded moves: a file written to since stays for the next run (and
+    one written to while it moved is put back).
+    """
+    if spec.after_load != "move" or not _unchanged(seen.path, seen):
         return
     target = spec.directory / PROCESSED_DIR / seen.partition_key / seen.relative_path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +207,20 @@ def _move_processed(spec: FamilySpec, seen: FileSeen) -> None:
     while candidate.exists():
         candidate = target.with_name(f"{target.name}.{n}")
         n += 1
-    shutil.move(str(seen.path), candidate)
+    os.rename(seen.path, candidate)
+    if not _unchanged(candidate, seen, moved=True) and not seen.path.exists():
+        os.rename(candidate, seen.path)
+        log.warning("%s: %s was written to while it moved; left in place for the next run", spec.name, seen.path)
+
+
+def _unchanged(path: Path, seen: FileSeen, moved: bool = False) -> bool:
+    """Whether ``path`` still holds the version ``seen`` (a move changes only the ctime)."""
+    try:
+        now = path.stat()
+    except FileNotFoundError:
+        return False
+    key = [now.st_size, now.st_mtime_ns] + ([] if moved else [now.st_ctime_ns])
+    return key == seen.stat_key[: len(key)]
 
 
 def record_problem(spec: FamilySpec, problem: FileProblem, services: Services) -> bool:
@@ -205,6 +244,6 @@ def record_problem(spec: FamilySpec, problem: FileProblem, services: Services) -
         run_id = tracking.start_run(platform, start)
         tracking.finish_failed(platform, run_id, f"{escaped(str(problem.path))}: {problem.message}")
         return file_ledger.record_failure(
-            platform, spec.name, relative, md5, size_bytes=problem.size, mtime_ns=problem.mtime_ns,
+            platform, spec.name, relative, md5, stat_key=[problem.size, problem.mtime_ns, problem.ctime_ns],
             partition_key=problem.arrival_key, run_id=run_id, message=problem.message,
         )

@@ -2,15 +2,20 @@
 
 A file's partition is the date in its name (``date_pattern``), else the day it arrived
 (its modification time, in the registry's timezone). A name that matches the pattern
-with something that is not a date, or that is not valid UTF-8, is that file's problem:
-it is reported (dated by the day the file arrived) and the other files go on.
+with something that is not a date, a name that is not valid UTF-8, or a date before the
+registry's ``start_date`` is that file's problem: it is reported (dated by the day the
+file arrived, or ``start_date``) and the other files go on. A file the glob reaches
+several ways (through a link to it or to its folder) is one file, named by its path
+without links.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +23,7 @@ from zoneinfo import ZoneInfo
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.family_spec import FamilySpec
 from platform_assets.ingestion.file_ingestor import matching_files
+from platform_assets.ingestion.parquet_sink import HASH_CHUNK
 
 log = logging.getLogger(__name__)
 PROCESSED_DIR = "_processed"
@@ -48,8 +54,13 @@ class FileProblem:
     path: Path
     size: int
     mtime_ns: int
+    ctime_ns: int
     arrival_key: str
     message: str
+
+    @classmethod
+    def of(cls, seen: FileSeen, message: str) -> FileProblem:
+        return cls(seen.relative_path, seen.path, seen.size, seen.mtime_ns, seen.ctime_ns, seen.partition_key, message)
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,7 @@ def scan_family(spec: FamilySpec) -> FamilyScan:
         )
     files: list[FileSeen] = []
     problems: list[FileProblem] = []
-    matched = matching_files(directory, spec.glob)
-    targets = {_resolved(p) for p in matched if not p.is_symlink()}
-    for path in matched:
+    for path in _one_path_per_file(directory, matching_files(directory, spec.glob)):
         relative = path.relative_to(directory)
         if PROCESSED_DIR in relative.parts:
             continue
@@ -81,36 +90,85 @@ def scan_family(spec: FamilySpec) -> FamilyScan:
             continue
         if not stat.S_ISREG(status.st_mode):
             continue
-        if path.is_symlink() and _resolved(path) in targets:
-            log.info("%s: skipping %s, a link to a file of the family loaded under its own name", spec.name, path)
-            continue
         arrival = arrival_day(status.st_mtime_ns, spec.timezone)
         name = relative.as_posix()
-        problem = _name_problem(spec, path.name, name)
+        date, problem = _partition_date(spec, path.name, name, arrival)
         if problem is not None:
-            problems.append(FileProblem(_printable(name), path, status.st_size, status.st_mtime_ns,
-                                        arrival.isoformat(), problem))
+            problems.append(FileProblem(_printable(name), path, status.st_size, status.st_mtime_ns, status.st_ctime_ns,
+                                        max(arrival, spec.start_date or arrival).isoformat(), problem))
             continue
-        date = spec.date_from_name(path.name) or arrival
         files.append(FileSeen(name, path, status.st_size, status.st_mtime_ns, status.st_ctime_ns, date.isoformat()))
     return FamilyScan(files, problems)
+
+
+def content_md5(seen: FileSeen, deadline: float | None = None) -> str | None:
+    """The file's MD5 while its status stays ``seen``'s; None when it changed or is gone.
+
+    Raises TimeoutError when ``time.monotonic()`` passes ``deadline`` before the end,
+    OSError when the file is there but cannot be read.
+    """
+    digest = hashlib.md5()
+    try:
+        with seen.path.open("rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                digest.update(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"{seen.path} is not hashed yet")
+        after = seen.path.stat()
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest() if [after.st_size, after.st_mtime_ns, after.st_ctime_ns] == seen.stat_key else None
+
+
+def _one_path_per_file(directory: Path, matched: list[Path]) -> list[Path]:
+    """One path for each file the glob reaches several ways (a link to a file or to a folder).
+
+    The path without links is kept, else the first in sorted order.
+    """
+    root = directory.resolve()
+    chosen: dict[Path, Path] = {}
+    for path in matched:
+        target = _resolved(path)
+        if target is None:
+            continue
+        kept = chosen.get(target)
+        without_links = target == root / path.relative_to(directory)
+        if kept is None or (without_links and target != root / kept.relative_to(directory)):
+            chosen[target] = path
+    kept_paths = set(chosen.values())
+    for path in matched:
+        if path not in kept_paths and _resolved(path) is not None:
+            log.info("skipping %s: the same file as %s", path, chosen[_resolved(path)])
+    return sorted(kept_paths)
 
 
 def arrival_day(mtime_ns: int, timezone: str) -> dt.date:
     return dt.datetime.fromtimestamp(mtime_ns / 1e9, tz=ZoneInfo(timezone)).date()
 
 
-def _name_problem(spec: FamilySpec, file_name: str, relative_path: str) -> str | None:
+def _partition_date(
+    spec: FamilySpec, file_name: str, relative_path: str, arrival: dt.date
+) -> tuple[dt.date, str | None]:
+    """The file's partition date, or why the file cannot be loaded as it is named and dated."""
     try:
         relative_path.encode("utf-8")
     except UnicodeEncodeError:
-        return (f"the file name {_printable(relative_path)!r} is not valid UTF-8; rename the file "
-                "(its name is recorded in the tracking tables and object keys)")
+        return arrival, (f"the file name {_printable(relative_path)!r} is not valid UTF-8; rename the file "
+                         "(its name is recorded in the tracking tables and object keys)")
     try:
-        spec.date_from_name(file_name)
+        date = spec.date_from_name(file_name)
     except ValueError as e:
-        return f"{e}: rename the file, or fix date_pattern/date_format in the registry"
-    return None
+        return arrival, f"{e}: rename the file, or fix date_pattern/date_format in the registry"
+    if date is None:
+        date, dated_by = arrival, "it was last modified"
+    else:
+        dated_by = "its name says"
+    if spec.start_date is not None and date < spec.start_date:
+        return arrival, (
+            f"{dated_by} {date}, before the registry's start_date {spec.start_date}: no partition holds it; "
+            "set start_date earlier, or rename (or touch) the file"
+        )
+    return date, None
 
 
 def _printable(text: str) -> str:

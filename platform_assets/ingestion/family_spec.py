@@ -14,6 +14,7 @@ path, extension kept: ``x.csv`` and ``x.csv.gz`` are two files), ``{version}``,
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -51,6 +52,8 @@ class FamilySpec:
     timezone: str = "UTC"
     stable_seconds: float = 10.0
     """A manual run loads a file only when it was last modified this long ago."""
+    start_date: dt.date | None = None
+    """The first partition: a file dated before it has no partition and is reported."""
 
     def object_key(self, partition_key: str, relative_path: str, content_md5: str) -> str:
         return self.object_key_pattern.format(
@@ -119,3 +122,28 @@ def check_object_key_pattern(pattern: str) -> None:
             f"must use {', '.join(REQUIRED_PLACEHOLDERS)} so that every version of every file has its own "
             f"object (missing {', '.join(missing)}); the default is {DEFAULT_OBJECT_KEY}"
         )
+
+
+_CHARACTER_CLASS = re.compile(r"\[[^\]]*\]")
+
+
+def globs_may_overlap(first: str, second: str) -> bool:
+    """Whether one file name could match both globs (both relative to one directory).
+
+    Conservative: False only when their literal beginnings or endings tell them apart
+    (``customers_*.csv`` and ``orders_*.csv`` cannot overlap; ``*.csv`` and
+    ``customers_*.csv*`` may).
+    """
+    a, b = (_CHARACTER_CLASS.sub("?", g) for g in (first, second))
+    if not _has_wildcard(a) or not _has_wildcard(b):
+        literal, pattern = (first, second) if not _has_wildcard(a) else (second, first)
+        return fnmatch.fnmatchcase(literal, pattern.replace("**/", "*"))
+    heads = [g[: min(i for i in (g.find("*"), g.find("?")) if i >= 0)] for g in (a, b)]
+    tails = [g[max(g.rfind("*"), g.rfind("?")) + 1:] for g in (a, b)]
+    heads_agree = heads[0].startswith(heads[1]) or heads[1].startswith(heads[0])
+    tails_agree = tails[0].endswith(tails[1]) or tails[1].endswith(tails[0])
+    return heads_agree and tails_agree
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern

@@ -21,8 +21,8 @@ from platform_assets.ingestion.parquet_sink import (
 from platform_assets.ingestion.text_types import Widen
 
 PREVIEW_ROWS = 5
-# How often a CSV file is read again with larger blocks for a long row (x8 each time).
-MAX_BLOCK_GROWTH = 4
+# How often a CSV file is read again with larger blocks for a long row (x4 each time).
+MAX_BLOCK_GROWTH = 6
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,23 @@ def convert_csv(
 
 
 def convert_json(
-    path: Path, dest: Path, schema_hook: SchemaHook = _no_hook, follower: FileFollower | None = None
+    path: Path,
+    dest: Path,
+    schema_hook: SchemaHook = _no_hook,
+    follower: FileFollower | None = None,
+    text_columns: frozenset[str] = frozenset(),
 ) -> ConvertedFile:
-    """JSON array or NDJSON to Parquet (fast streaming path when the shape allows)."""
+    """JSON array or NDJSON to Parquet (fast streaming path when the shape allows).
+
+    ``text_columns`` (columns the family's earlier files held as text) keep holding
+    JSON text whatever this file's values are, so a column does not change type from
+    one file to the next.
+    """
     layout = json_reader.detect_layout(path)
     if layout == "ndjson" and not json_reader.has_bom(path):
         try:
             return _write(
-                dest, json_reader.fast_ndjson_batches(path), None, "json",
+                dest, json_reader.fast_ndjson_batches(path, text_columns=text_columns), None, "json",
                 schema_hook=schema_hook, follower=follower,
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
@@ -102,6 +111,7 @@ def convert_json(
     record_type = json_reader.infer_record_type(path, layout)
     if not record_type.fields:
         raise SchemaDetectionError(f"Failed to read JSON {path}: it holds no fields (no records, or only empty objects)")
+    record_type = json_reader.with_text_columns(record_type, text_columns)
     empty = json_reader.record_schema(record_type)
     return _write(
         dest, json_reader.exact_batches(path, layout, record_type), empty, "json",

@@ -10,28 +10,34 @@ that read and then write take the file's lock first (``tracked_run.locked_source
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
-def loaded_md5(conn: Any, family: str, relative_path: str, stat_key: list[int]) -> str | None:
-    """The content MD5 of a loaded version whose size, mtime and ctime are ``stat_key``."""
+def known_md5(conn: Any, family: str, relative_path: str, stat_key: list[int]) -> str | None:
+    """The content MD5 of a version loaded or failed whose size, mtime and ctime are
+    ``stat_key``: a file the ledger knows is not hashed again."""
     size, mtime_ns, ctime_ns = stat_key
     with conn.cursor() as cur:
         cur.execute(
             "SELECT content_md5 FROM data_platform.ingested_files WHERE family = %s AND relative_path = %s "
-            "AND size_bytes = %s AND mtime_ns = %s AND ctime_ns = %s LIMIT 1",
-            (family, relative_path, size, mtime_ns, ctime_ns),
+            "AND size_bytes = %s AND mtime_ns = %s AND ctime_ns = %s "
+            "UNION ALL SELECT content_md5 FROM data_platform.file_failures WHERE family = %s "
+            "AND relative_path = %s AND size_bytes = %s AND mtime_ns = %s AND ctime_ns = %s LIMIT 1",
+            (family, relative_path, size, mtime_ns, ctime_ns) * 2,
         )
         row = cur.fetchone()
     return row[0] if row else None
 
 
-def is_loaded(conn: Any, family: str, relative_path: str, content_md5: str) -> bool:
+def is_loaded(conn: Any, family: str, relative_path: str, content_md5: str, path: Path | None = None) -> bool:
+    """Whether this version was loaded; ``path`` also finds a load by a release before
+    relative paths were recorded (by the file's absolute path)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM data_platform.ingested_files WHERE family = %s "
-            "AND relative_path = %s AND content_md5 = %s)",
-            (family, relative_path, content_md5),
+            "SELECT EXISTS (SELECT 1 FROM data_platform.ingested_files WHERE family = %s AND content_md5 = %s "
+            "AND (relative_path = %s OR (relative_path IS NULL AND file_path = %s)))",
+            (family, content_md5, relative_path, str(path.resolve()) if path is not None else None),
         )
         return cur.fetchone()[0]
 
@@ -52,8 +58,7 @@ def record_failure(
     relative_path: str,
     content_md5: str,
     *,
-    size_bytes: int,
-    mtime_ns: int,
+    stat_key: list[int],
     partition_key: str,
     run_id: int | None,
     message: str,
@@ -62,9 +67,9 @@ def record_failure(
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO data_platform.file_failures (family, relative_path, content_md5, size_bytes, "
-            "mtime_ns, partition_key, run_id, error_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "mtime_ns, ctime_ns, partition_key, run_id, error_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (family, relative_path, content_md5) DO NOTHING",
-            (family, relative_path, content_md5, size_bytes, mtime_ns, partition_key, run_id, message),
+            (family, relative_path, content_md5, *stat_key, partition_key, run_id, message),
         )
         return cur.rowcount == 1
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from platform_assets.ingestion import tracking
 from platform_assets.ingestion.csv_reader import CsvOptions
-from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError
+from platform_assets.ingestion.errors import FileChangedError, IngestionError, SchemaDetectionError
 from platform_assets.ingestion.file_convert import ConvertedFile, convert_csv, convert_json
 from platform_assets.ingestion.parquet_sink import file_md5
 from platform_assets.ingestion.schema_evolution import SchemaGate, SchemaPolicy, with_changes_metadata
@@ -49,6 +49,9 @@ class FileLoadRequest:
     dagster_run_id: str | None = None
     content_md5: str | None = None
     """Known already (a family hashes the file to name its version); else hashed while it converts."""
+    hashed_status: tuple[int, ...] | None = None
+    """(size, mtime_ns, ctime_ns) of the file when ``content_md5`` was computed: the file
+    read must still be that one."""
     replaces_loaded: bool = False
     """The version is in the ledger already and is loaded again (its record is replaced)."""
 
@@ -70,6 +73,8 @@ def load_file(request: FileLoadRequest, services: Services, platform: Any, run_i
     """Convert, store and record ``request``'s file; returns the guide's result dict."""
     path = request.path
     before = file_status(path)
+    if request.hashed_status is not None and _status_key(before) != request.hashed_status:
+        raise FileChangedError(f"{path} changed after it was hashed; nothing was stored, it is loaded once at rest")
     previous = tracking.last_schema(platform, request.source_name, request.family)
     gate = SchemaGate(request.source_name, request.schema_policy, previous, compare_source_types=False)
     # A family's column that became text in an earlier file starts as text: types do not flap.
@@ -95,9 +100,8 @@ def load_file(request: FileLoadRequest, services: Services, platform: Any, run_i
         upload = services.store.growing_upload(local, services.bronze_bucket, request.object_key)
         try:
             converted = _converter(request, text_columns)(path, local, check_schema, upload)
-            after = file_status(path)
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                raise IngestionError(
+            if _status_key(file_status(path)) != _status_key(before):
+                raise FileChangedError(
                     f"{path}: the file changed while it was being read (still being written?); "
                     "nothing was stored, load it again once it is complete"
                 )
@@ -164,7 +168,7 @@ def _converter(request: FileLoadRequest, text_columns: frozenset[str]) -> Conver
     if request.file_format == "csv":
         options = request.csv_options or CsvOptions()
         return lambda path, dest, hook, follower: convert_csv(path, dest, options, hook, follower, text_columns)
-    return convert_json
+    return lambda path, dest, hook, follower: convert_json(path, dest, hook, follower, text_columns)
 
 
 def check_column_names(schema: pa.Schema, path: Path) -> None:
@@ -194,6 +198,11 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _status_key(status: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written (the ctime too: a copy that keeps the mtime)."""
+    return (status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
 def file_status(path: Path) -> os.stat_result:

@@ -232,21 +232,38 @@ def records(path: Path, layout: Layout) -> Iterator[dict[str, Any]]:
 
 
 def _text_lines(path: Path) -> Iterator[str]:
+    """The file's lines, each at most ``MAX_RECORD_CHARS`` long (a longer one is refused)."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    pending = ""
+    pending: list[str] = []
+    pending_chars = 0
+    number = 0
     try:
         with open_input(path) as stream:
-            while chunk := stream.read(READ_CHUNK):
-                pending += decoder.decode(chunk)
-                *lines, pending = pending.split("\n")
-                yield from lines
-        pending += decoder.decode(b"", final=True)
+            while True:
+                chunk = stream.read(READ_CHUNK)
+                text = decoder.decode(chunk, final=not chunk)
+                *lines, rest = text.split("\n")
+                if lines:
+                    lines[0] = "".join([*pending, lines[0]])
+                    pending, pending_chars = [], 0
+                    number += len(lines)
+                    yield from lines
+                pending.append(rest)
+                pending_chars += len(rest)
+                if pending_chars > MAX_RECORD_CHARS:
+                    raise SchemaDetectionError(
+                        f"Failed to read JSON {path}: line {number + 1} is longer than "
+                        f"{MAX_RECORD_CHARS // (1024 * 1024)} Mi characters; split the record"
+                    )
+                if not chunk:
+                    break
     except UnicodeDecodeError as e:
         raise SchemaDetectionError(f"Failed to read JSON {path}: the file is not valid UTF-8 ({e})") from e
     except (OSError, EOFError) as e:
         raise SchemaDetectionError(f"Failed to read JSON {path}: {_io_reason(e)}") from e
-    if pending:
-        yield pending
+    last = "".join(pending)
+    if last:
+        yield last
 
 
 def _ndjson_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -371,6 +388,15 @@ def infer_record_type(path: Path, layout: Layout) -> JType:
     return result
 
 
+def with_text_columns(record_type: JType, text_columns: frozenset[str]) -> JType:
+    """``record_type`` whose ``text_columns`` hold JSON text unless they hold strings only."""
+    fields = {
+        name: JType("json") if name in text_columns and t.kind not in ("str", "null", "json") else t
+        for name, t in record_type.fields.items()
+    }
+    return JType("struct", fields=fields)
+
+
 def record_schema(record_type: JType) -> pa.Schema:
     """The Arrow schema of records of ``record_type`` (its fields are one level deep)."""
     return pa.schema([pa.field(n, to_arrow(t, 1)) for n, t in record_type.fields.items()])
@@ -391,7 +417,9 @@ def exact_batches(path: Path, layout: Layout, record_type: JType) -> Iterator[pa
 # --- the fast path ---------------------------------------------------------------------
 
 
-def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
+def fast_ndjson_batches(
+    path: Path, block_size: int = DEFAULT_BLOCK_BYTES, text_columns: frozenset[str] = frozenset()
+) -> Iterator[pa.RecordBatch]:
     """pyarrow's streaming reader with the first block's schema (timestamps kept as text).
 
     The schema comes from a first block of ``block_size``; the rows are then streamed
@@ -406,6 +434,8 @@ def fast_ndjson_batches(path: Path, block_size: int = DEFAULT_BLOCK_BYTES) -> It
     with open_input(path) as stream:
         first = pa_json.open_json(stream, read_options=pa_json.ReadOptions(block_size=block_size))
         schema = _as_exact_schema(first.schema)
+    if any(not pa.types.is_string(schema.field(n).type) for n in text_columns if n in schema.names):
+        raise pa.ArrowInvalid("a column earlier files held as text; reading exactly")
     if not schema.names:
         raise pa.ArrowInvalid("records without fields; reading exactly")
     if _nesting(schema) > MAX_NESTING:
@@ -458,9 +488,12 @@ def _nesting(schema_or_type: pa.Schema | pa.DataType) -> int:
     return depth
 
 
-# Lines the fast path must not see: a bare ``null`` (pyarrow makes it a row of NULLs) and
-# exponents below -99 (pyarrow makes underflowing numbers 0).
-_FAST_PATH_HAZARDS = re.compile(rb"(?:^|\n)[ \t\r]*null[ \t\r]*(?=\r?\n|$)|[eE]-[0-9]{3}")
+# Lines the fast path must not see: a bare ``null`` (pyarrow makes it a row of NULLs),
+# exponents below -99 and decimals with hundreds of leading zeros (pyarrow makes
+# underflowing numbers 0), and two objects on one line (pyarrow makes them two rows).
+_FAST_PATH_HAZARDS = re.compile(
+    rb"(?:^|\n)[ \t\r]*null[ \t\r]*(?=\r?\n|$)|[eE]-[0-9]{3}|\.0{290}|\}[ \t\r]*\{"
+)
 # pyarrow's parser recurses: deeply nested lines can exhaust its stack. A line with fewer
 # opening brackets than this cannot be nested deeper.
 MAX_FAST_PATH_BRACKETS = 512
@@ -484,7 +517,7 @@ def ndjson_needs_exact_path(path: Path) -> str | None:
 
 def _hazard(lines: bytes) -> str | None:
     if _FAST_PATH_HAZARDS.search(lines):
-        return "a line that is not an object, or a number a float may turn into 0"
+        return "a line that is not one object, or a number a float may turn into 0"
     if lines.count(b"[") + lines.count(b"{") < MAX_FAST_PATH_BRACKETS:
         return None
     data = np.frombuffer(lines, dtype=np.uint8)

@@ -387,7 +387,8 @@ def watermark_as_of(conn: Any, source_name: str, moment: dt.datetime) -> str | N
 
 
 def last_schema(conn: Any, source_name: str, family: str | None = None) -> list[dict[str, Any]] | None:
-    """Columns of the last successful run of a source (of any file of ``family`` when given)."""
+    """Columns of the last successful run of a source (of any file of ``family`` when given;
+    else of the source loaded outside any family)."""
     with conn.cursor() as cur:
         if family is not None:
             cur.execute(
@@ -398,7 +399,7 @@ def last_schema(conn: Any, source_name: str, family: str | None = None) -> list[
         else:
             cur.execute(
                 "SELECT schema_metadata FROM data_platform.schema_history WHERE source_name = %s "
-                "ORDER BY id DESC LIMIT 1",
+                "AND family IS NULL ORDER BY id DESC LIMIT 1",
                 (source_name,),
             )
         row = cur.fetchone()
