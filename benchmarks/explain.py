@@ -44,17 +44,19 @@ def _uses_index(plan: list[str]) -> bool:
 
 
 def incremental_plan(target: PgTarget, table: str, watermark_column: str) -> IncrementalPlan:
-    from platform_assets.ingestion import pg_catalog, query_builder, tracking
-    from platform_assets.ingestion.load_planning import (
+    from platform_assets.ingestion.postgres import catalog as pg_catalog
+    from platform_assets.ingestion.postgres import query_builder
+    from platform_assets.ingestion.postgres.load_planning import (
         WatermarkColumn,
         incremental_range,
     )
-    from platform_assets.ingestion.type_mapping import map_column
+    from platform_assets.ingestion.postgres.type_mapping import map_column
+    from platform_assets.ingestion.tracking import watermark_store
 
     source_name = f"public.{table}"
     conn = connect(target, autocommit=False)  # the catalog reads use savepoints
     try:
-        stored = tracking.read_watermark(conn, source_name)
+        stored = watermark_store.read_watermark(conn, source_name)
         with conn.cursor() as cur:
             columns = pg_catalog.describe_table(cur, "public", table)
             mappings = [map_column(c) for c in columns]

@@ -257,8 +257,11 @@ def prepare_data(settings: Settings, pg: PgTarget, paths: Paths) -> Data:
 
 
 def table_streams(pg: PgTarget, table: str) -> int:
-    """How many COPY streams our extractor uses for ``table`` (as engine._selects decides)."""
-    from platform_assets.ingestion.pg_extract import PARALLEL_MIN_PAGES, parallel_streams
+    """How many COPY streams our extractor uses for ``table`` (as postgres.extract decides)."""
+    from platform_assets.ingestion.postgres.extract import (
+        PARALLEL_MIN_PAGES,
+        parallel_streams,
+    )
 
     conn = infra.connect(pg)
     try:

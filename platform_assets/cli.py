@@ -14,7 +14,7 @@ import argparse
 import datetime as dt
 import sys
 
-from platform_assets.ingestion import tracking
+from platform_assets.ingestion.services import Services
 from platform_resources.config import PostgresSettings
 
 DAILY_SUMMARY_SQL = """
@@ -29,30 +29,16 @@ ORDER BY execution_date DESC
 """
 
 
-def _platform_connection():
-    conn = PostgresSettings.from_env(prefix="PLATFORM_").connect(application_name="data_platform:cli")
-    conn.autocommit = True
-    return conn
-
-
 def bootstrap() -> None:
-    conn = _platform_connection()
-    try:
-        applied = tracking.bootstrap(conn)
-    finally:
-        conn.close()
+    applied = Services.from_env().bootstrap()
     print("applied: " + (", ".join(applied) if applied else "nothing (tracking tables are up to date)"))
 
 
 def print_summary() -> None:
-    conn = _platform_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(DAILY_SUMMARY_SQL)
-            rows = cur.fetchall()
-            headers = [d.name for d in cur.description]
-    finally:
-        conn.close()
+    with Services.from_env().platform_connection() as conn, conn.cursor() as cur:
+        cur.execute(DAILY_SUMMARY_SQL)
+        rows = cur.fetchall()
+        headers = [d.name for d in cur.description]
     print(format_table(headers, rows))
 
 
@@ -101,7 +87,7 @@ def rebuild(source: str, partitions: list[str]) -> int:
     import dagster as dg
 
     from platform_assets.definitions import defs
-    from platform_assets.postgres_assets import REBUILD_TAG
+    from platform_assets.defs.postgres import REBUILD_TAG
 
     key = dg.AssetKey(["bronze", "postgres", source])
     try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from platform_assets.file_assets import build_file_family
-from platform_assets.postgres_assets import GROUP, build_postgres_asset
+from platform_assets.defs.files import build_file_family
+from platform_assets.defs.postgres import GROUP, build_postgres_asset
 from platform_assets.registry import Registry, load_registry
 from platform_resources.object_store_resources import (
     StorageLayersResource,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from platform_assets.registry import (
+from platform_assets.registry_checks import (
     AcceptedValuesCheck,
     NotNullCheck,
     PanderaCheck,

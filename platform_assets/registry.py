@@ -10,12 +10,11 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -23,16 +22,19 @@ from pydantic import (
     model_validator,
 )
 
-from platform_assets.ingestion.family_spec import (
+from platform_assets.ingestion.files.text_types import parse_pinned_type
+from platform_assets.ingestion.partitions.files import (
     DEFAULT_OBJECT_KEY as DEFAULT_FILE_OBJECT_KEY,
 )
-from platform_assets.ingestion.family_spec import (
+from platform_assets.ingestion.partitions.files import (
     FamilySpec,
     check_object_key_pattern,
     globs_may_overlap,
 )
-from platform_assets.ingestion.partition_planning import SourceSpec
-from platform_assets.ingestion.text_types import parse_pinned_type
+from platform_assets.ingestion.partitions.postgres import SourceSpec
+from platform_assets.ingestion.sink.object_keys import check_key_pattern
+from platform_assets.registry_checks import Check, Strict
+from platform_resources.config import registry_file
 
 DEFAULT_REGISTRY = Path(__file__).with_name("sources.yaml")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -44,97 +46,7 @@ class RegistryError(ValueError):
     """The source registry is invalid."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Severity = Literal["WARN", "ERROR"]
-
-
-class _Check(_Strict):
-    severity: Severity = "ERROR"
-    blocking: bool = False
-    description: str | None = None
-
-
-class RowCountCheck(_Check):
-    type: Literal["row_count"]
-    min: int = 1
-    max: int | None = None
-
-    @property
-    def name(self) -> str:
-        return "row_count"
-
-
-class NotNullCheck(_Check):
-    type: Literal["not_null"]
-    columns: list[str] = Field(min_length=1)
-
-    @property
-    def name(self) -> str:
-        return "not_null_" + "_".join(self.columns)
-
-
-class UniqueCheck(_Check):
-    """The columns together form a unique key."""
-
-    type: Literal["unique"]
-    columns: list[str] = Field(min_length=1)
-
-    @property
-    def name(self) -> str:
-        return "unique_" + "_".join(self.columns)
-
-
-class AcceptedValuesCheck(_Check):
-    type: Literal["accepted_values"]
-    column: str
-    values: list[str | int | float | bool] = Field(min_length=1)
-
-    @property
-    def name(self) -> str:
-        return f"accepted_values_{self.column}"
-
-
-class RangeCheck(_Check):
-    type: Literal["range"]
-    column: str
-    min: float | str | None = None
-    max: float | str | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> RangeCheck:
-        if self.min is None and self.max is None:
-            raise ValueError("set min, max or both")
-        return self
-
-    @property
-    def name(self) -> str:
-        return f"range_{self.column}"
-
-
-class PanderaCheck(_Check):
-    """A pandera DataFrameSchema, given as ``module:attribute``, run on the loaded data."""
-
-    type: Literal["pandera"]
-    schema_ref: str = Field(alias="schema", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    label: str = "schema"
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @property
-    def name(self) -> str:
-        return f"pandera_{self.label}"
-
-
-Check = Annotated[
-    RowCountCheck | NotNullCheck | UniqueCheck | AcceptedValuesCheck | RangeCheck | PanderaCheck,
-    Field(discriminator="type"),
-]
-
-
-class _Checked(_Strict):
+class _Checked(Strict):
     """What every source has: a name, a description, quality checks, freshness."""
 
     name: str
@@ -181,12 +93,7 @@ class PostgresSource(_Checked):
     @field_validator("object_key")
     @classmethod
     def _object_key(cls, value: str) -> str:
-        try:
-            differs = value.format(name="n", date="d1") != value.format(name="n", date="d2")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"is not a valid pattern ({e}); use {{name}} and {{date}}") from e
-        if not differs:
-            raise ValueError("must use {date} so that each partition has its own object")
+        check_key_pattern(value, placeholders=("name", "date"), required=("date",))
         return value
 
     @model_validator(mode="after")
@@ -320,7 +227,7 @@ class FileFamily(_Checked):
         )
 
 
-class Registry(_Strict):
+class Registry(Strict):
     start_date: dt.date = dt.date(2024, 1, 1)
     timezone: str = "UTC"
     postgres: list[PostgresSource] = []
@@ -342,12 +249,16 @@ class Registry(_Strict):
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {duplicates}")
         keys: dict[str, str] = {}
-        for source in self.postgres:
-            other = keys.setdefault(source.key_for("2024-01-01"), source.name)
-            if other != source.name:
+        samples = [(s.name, s.key_for("2024-01-01"), s.key_for("<date>")) for s in self.postgres]
+        samples += [
+            (f.name, f.spec(self).object_key("2024-01-01", "f.csv", "0" * 32), f.object_key) for f in self.files
+        ]
+        for name, key, pattern in samples:
+            other = keys.setdefault(key, name)
+            if other != name:
                 raise ValueError(
-                    f"sources {other!r} and {source.name!r} would write the same objects "
-                    f"({source.key_for('<date>')}): give one of them another object_key, e.g. with {{name}}"
+                    f"sources {other!r} and {name!r} would write the same objects ({pattern}): "
+                    "give one of them another object_key, e.g. with {name}"
                 )
         _refuse_moves_from_shared_files(self.files)
         tracked: dict[str, str] = {}
@@ -387,7 +298,7 @@ def _may_share_files(first: FileFamily, second: FileFamily) -> bool:
 
 
 def registry_path() -> Path:
-    return Path(os.environ.get("SOURCE_REGISTRY", DEFAULT_REGISTRY))
+    return registry_file(DEFAULT_REGISTRY)
 
 
 def load_registry(path: Path | None = None) -> Registry:

@@ -1,10 +1,18 @@
 """Connection settings read from the environment, shared by Dagster and plain Python use.
 
-PostgreSQL uses the standard libpq variables (``PGHOST``, ``PGPORT``, ``PGUSER``,
-``PGPASSWORD``, ``PGDATABASE``); the platform (tracking) database can be pointed
-elsewhere with the same names prefixed by ``PLATFORM_``. The object store uses
-``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY`` and the layer bucket
-names ``BRONZE_BUCKET``, ``SILVER_BUCKET``, ``GOLD_BUCKET``.
+This is the one module that reads the platform's environment variables:
+
+- PostgreSQL: the standard libpq variables (``PGHOST``, ``PGPORT``, ``PGUSER``,
+  ``PGPASSWORD``, ``PGDATABASE``); the platform (tracking) database can be pointed
+  elsewhere with the same names prefixed by ``PLATFORM_``.
+- The object store: ``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY``,
+  ``MINIO_REGION`` and the layer buckets ``BRONZE_BUCKET``, ``SILVER_BUCKET``, ``GOLD_BUCKET``.
+- The engine: ``INGESTION_LOCK_WAIT_SECONDS`` (how long a run waits for its source's
+  lock), ``INGESTION_PARALLEL_STREAMS`` (COPY streams per large table, default: the
+  cores, 2 to 4), ``INGESTION_COPY_CLIENT`` (``psql``, the default, or ``psycopg2``).
+- ``SOURCE_REGISTRY``: the registry file (default ``platform_assets/sources.yaml``).
+
+Each is read when it is used, never at import.
 """
 
 from __future__ import annotations
@@ -12,11 +20,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg2
 
 DEFAULT_PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres", "dbname": "postgres"}
+OBJECT_STORE_VARIABLES = {
+    "endpoint_url": "MINIO_ENDPOINT", "access_key": "MINIO_ACCESS_KEY", "secret_key": "MINIO_SECRET_KEY",
+}
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 DEFAULT_BUCKETS = {"bronze": "bronze", "silver": "silver", "gold": "gold"}
 CONNECT_TIMEOUT_SECONDS = 10
@@ -76,9 +88,9 @@ class ObjectStoreSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ObjectStoreSettings:
         env = os.environ if env is None else env
         return cls(
-            endpoint_url=env.get("MINIO_ENDPOINT") or DEFAULT_ENDPOINT,
-            access_key=env.get("MINIO_ACCESS_KEY") or "minioadmin",
-            secret_key=env.get("MINIO_SECRET_KEY") or "minioadmin",
+            endpoint_url=env.get(OBJECT_STORE_VARIABLES["endpoint_url"]) or DEFAULT_ENDPOINT,
+            access_key=env.get(OBJECT_STORE_VARIABLES["access_key"]) or "minioadmin",
+            secret_key=env.get(OBJECT_STORE_VARIABLES["secret_key"]) or "minioadmin",
             region=env.get("MINIO_REGION") or "us-east-1",
             buckets={
                 layer: env.get(f"{layer.upper()}_BUCKET") or default
@@ -103,3 +115,30 @@ class ObjectStoreSettings:
                 read_timeout=60,
             ),
         )
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    lock_wait_seconds: float = 1800.0
+    parallel_streams: int | None = None
+    """None: one per core, 2 to 4."""
+    copy_client: str = "psql"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
+        env = os.environ if env is None else env
+        streams = env.get("INGESTION_PARALLEL_STREAMS")
+        return cls(
+            lock_wait_seconds=float(env.get("INGESTION_LOCK_WAIT_SECONDS") or cls.lock_wait_seconds),
+            parallel_streams=max(1, int(streams)) if streams else None,
+            copy_client=env.get("INGESTION_COPY_CLIENT") or cls.copy_client,
+        )
+
+
+def is_set(variable: str) -> bool:
+    """Whether the environment sets ``variable`` (a secret is then an EnvVar, read at run time)."""
+    return bool(os.environ.get(variable))
+
+
+def registry_file(default: Path) -> Path:
+    return Path(os.environ.get("SOURCE_REGISTRY") or default)

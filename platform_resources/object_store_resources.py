@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from platform_resources.config import DEFAULT_BUCKETS, DEFAULT_ENDPOINT
+from platform_resources.config import (
+    DEFAULT_BUCKETS,
+    OBJECT_STORE_VARIABLES,
+    ObjectStoreSettings,
+    is_set,
+)
 from platform_resources.object_store import ObjectStore
 
 
-def _secret(name: str, default: str) -> str | dg.EnvVar:
-    """An EnvVar (read at run time, hidden in the UI) when set, else the local default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
-
-
 def minio_s3_resource() -> S3Resource:
-    """S3Resource configured from MINIO_ENDPOINT, MINIO_ACCESS_KEY and MINIO_SECRET_KEY."""
+    """S3Resource configured from MINIO_ENDPOINT, MINIO_ACCESS_KEY and MINIO_SECRET_KEY: each
+    an EnvVar (read at run time, hidden in the UI) when set, else the local default."""
+    settings = ObjectStoreSettings.from_env()
+    values = {
+        field: dg.EnvVar(variable) if is_set(variable) else getattr(settings, field)
+        for field, variable in OBJECT_STORE_VARIABLES.items()
+    }
     return S3Resource(
-        endpoint_url=_secret("MINIO_ENDPOINT", DEFAULT_ENDPOINT),
-        aws_access_key_id=_secret("MINIO_ACCESS_KEY", "minioadmin"),
-        aws_secret_access_key=_secret("MINIO_SECRET_KEY", "minioadmin"),
-        region_name=os.environ.get("MINIO_REGION", "us-east-1"),
+        endpoint_url=values["endpoint_url"],
+        aws_access_key_id=values["access_key"],
+        aws_secret_access_key=values["secret_key"],
+        region_name=settings.region,
     )
 
 
@@ -35,11 +39,8 @@ class StorageLayersResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> StorageLayersResource:
-        return cls(
-            bronze_bucket=os.environ.get("BRONZE_BUCKET", DEFAULT_BUCKETS["bronze"]),
-            silver_bucket=os.environ.get("SILVER_BUCKET", DEFAULT_BUCKETS["silver"]),
-            gold_bucket=os.environ.get("GOLD_BUCKET", DEFAULT_BUCKETS["gold"]),
-        )
+        buckets = ObjectStoreSettings.from_env().buckets
+        return cls(bronze_bucket=buckets["bronze"], silver_bucket=buckets["silver"], gold_bucket=buckets["gold"])
 
 
 def object_store(s3: S3Resource) -> ObjectStore:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import dagster as dg
 
 from platform_resources.config import PostgresSettings
@@ -15,7 +11,8 @@ class PostgresResource(dg.ConfigurableResource):
     """Connection settings; unset fields fall back to the libpq variables at run time.
 
     ``env_prefix`` selects ``{prefix}PGHOST`` etc. first (``PLATFORM_`` for the
-    tracking database). No connection is opened until ``get_connection()``.
+    tracking database). It opens no connection: the engine does, when a run needs one
+    (``Services.platform_connection``).
     """
 
     host: str | None = None
@@ -34,11 +31,3 @@ class PostgresResource(dg.ConfigurableResource):
             password=self.password or env.password,
             dbname=self.dbname or env.dbname,
         )
-
-    @contextmanager
-    def get_connection(self) -> Iterator[Any]:
-        conn = self.settings().connect()
-        try:
-            yield conn
-        finally:
-            conn.close()

@@ -75,10 +75,12 @@ def services(pg: PostgresSettings, store_settings: ObjectStoreSettings):
     from platform_assets.ingestion.services import Services
     from platform_resources.object_store import ObjectStore
 
-    return Services(
+    services = Services(
         source=pg,
         platform=pg,
         store=ObjectStore(store_settings.client(), store_settings.endpoint_url),
         bronze_bucket=store_settings.buckets["bronze"],
         lock_wait_seconds=30,
     )
+    services.bootstrap()  # what a run's first step does; engine functions called directly need it
+    return services

@@ -43,7 +43,7 @@ def _s3_output(result: dict[str, Any], seconds: float, args: dict[str, Any], **e
 
 def full(args: dict[str, Any]) -> dict[str, Any]:
     from platform_assets.ingestion.database_ingestor import extract_table_full
-    from platform_assets.ingestion.pg_extract import parallel_streams
+    from platform_assets.ingestion.postgres.extract import parallel_streams
 
     start = time.perf_counter()
     result = extract_table_full(

@@ -9,11 +9,10 @@ environment (``PG*``, ``MINIO_*``) unless ``services`` is given.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from platform_assets.ingestion.engine import LoadRequest, run_load
-from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.dates import execution_date_text
+from platform_assets.ingestion.postgres.load import LoadRequest, run_load
 from platform_assets.ingestion.services import Services
 
 
@@ -26,18 +25,7 @@ def extract_table_full(
     services: Services | None = None,
 ) -> dict[str, Any]:
     """Extract every row of ``schema.table_name`` (tables, views and system views)."""
-    ds = _execution_date(execution_date)
-    return run_load(
-        LoadRequest(
-            source_name=f"{schema}.{table_name}",
-            object_key=object_key or default_object_key(table_name, ds),
-            execution_date=ds,
-            mode="full",
-            schema=schema,
-            table=table_name,
-        ),
-        services or Services.from_env(),
-    )
+    return _run(_table_request(table_name, schema, object_key, execution_date, mode="full"), services)
 
 
 def extract_table_incremental(
@@ -55,20 +43,11 @@ def extract_table_incremental(
     Rows committed late by transactions that were open during the previous extract
     are picked up too; the watermark then moves to the largest value loaded.
     """
-    ds = _execution_date(execution_date)
-    return run_load(
-        LoadRequest(
-            source_name=f"{schema}.{table_name}",
-            object_key=object_key or default_object_key(table_name, ds),
-            execution_date=ds,
-            mode="incremental",
-            schema=schema,
-            table=table_name,
-            watermark_column=watermark_column,
-            watermark_type=watermark_type,
-        ),
-        services or Services.from_env(),
+    request = _table_request(
+        table_name, schema, object_key, execution_date,
+        mode="incremental", watermark_column=watermark_column, watermark_type=watermark_type,
     )
+    return _run(request, services)
 
 
 def extract_with_custom_query(
@@ -80,29 +59,32 @@ def extract_with_custom_query(
     services: Services | None = None,
 ) -> dict[str, Any]:
     """Extract the result of ``query``, run in a read-only transaction."""
-    ds = _execution_date(execution_date)
-    return run_load(
-        LoadRequest(
-            source_name=source_name,
-            object_key=object_key,
-            execution_date=ds,
-            mode="full",
-            query=query,
-        ),
-        services or Services.from_env(),
+    request = LoadRequest(
+        source_name=source_name, object_key=object_key, execution_date=execution_date_text(execution_date),
+        mode="full", query=query,
     )
+    return _run(request, services)
 
 
 def default_object_key(name: str, execution_date: str) -> str:
     return f"postgres/{name}/{execution_date}/{name}.parquet"
 
 
-def _execution_date(value: str | dt.date | None) -> str:
-    if value is None:
-        return dt.date.today().isoformat()
-    try:
-        return dt.date.fromisoformat(str(value)[:10]).isoformat()
-    except ValueError as e:
-        raise IngestionError(
-            f"execution_date must be a date like '2024-01-01', got {value!r}"
-        ) from e
+def _table_request(
+    table_name: str, schema: str, object_key: str | None, execution_date: str | None, **mode: Any
+) -> LoadRequest:
+    ds = execution_date_text(execution_date)
+    return LoadRequest(
+        source_name=f"{schema}.{table_name}",
+        object_key=object_key or default_object_key(table_name, ds),
+        execution_date=ds,
+        schema=schema,
+        table=table_name,
+        **mode,
+    )
+
+
+def _run(request: LoadRequest, services: Services | None) -> dict[str, Any]:
+    services = services or Services.from_env()
+    services.bootstrap()
+    return run_load(request, services).as_guide_dict()

@@ -14,20 +14,20 @@ so two files of one directory never share a key.
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from platform_assets.ingestion import tracking
-from platform_assets.ingestion.csv_reader import CsvOptions
+from platform_assets.ingestion.dates import execution_date_text
 from platform_assets.ingestion.errors import IngestionError
-from platform_assets.ingestion.family_spec import default_delimiter, file_stem
-from platform_assets.ingestion.file_load import FileLoadRequest, load_file
-from platform_assets.ingestion.schema_evolution import SchemaPolicy
+from platform_assets.ingestion.files.csv_reader import CsvOptions
+from platform_assets.ingestion.files.load import FileLoadRequest, load_file
+from platform_assets.ingestion.partitions.files import default_delimiter, file_stem
 from platform_assets.ingestion.services import Services
-from platform_assets.ingestion.tracked_run import tracked_run
+from platform_assets.ingestion.sink.schema_evolution import SchemaPolicy
+from platform_assets.ingestion.tracking import run_records
+from platform_assets.ingestion.tracking.run_scope import tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,8 @@ def ingest_csv_file(
 ) -> dict[str, Any]:
     """Load one CSV file (``.gz`` too) into ``object_key`` of the bronze bucket."""
     path = Path(file_path)
-    return _ingest(
-        FileLoadRequest(
-            path=path, object_key=object_key, execution_date=execution_date_text(execution_date),
-            file_format="csv", source_name=path.name,
-            csv_options=options or CsvOptions(delimiter=default_delimiter(path.name)),
-            schema_policy=schema_policy,
-        ),
-        services,
-    )
+    options = options or CsvOptions(delimiter=default_delimiter(path.name))
+    return _ingest(path, object_key, execution_date, "csv", schema_policy, services, csv_options=options)
 
 
 def ingest_json_file(
@@ -66,20 +59,26 @@ def ingest_json_file(
     schema_policy: SchemaPolicy = "evolve",
 ) -> dict[str, Any]:
     """Load one JSON file: an array of objects or newline-delimited JSON (``.gz`` too)."""
-    path = Path(file_path)
-    return _ingest(
-        FileLoadRequest(
-            path=path, object_key=object_key, execution_date=execution_date_text(execution_date),
-            file_format="json", source_name=path.name, schema_policy=schema_policy,
-        ),
-        services,
+    return _ingest(Path(file_path), object_key, execution_date, "json", schema_policy, services)
+
+
+def _ingest(
+    path: Path,
+    object_key: str,
+    execution_date: str | None,
+    file_format: Literal["csv", "json"],
+    schema_policy: SchemaPolicy,
+    services: Services | None,
+    csv_options: CsvOptions | None = None,
+) -> dict[str, Any]:
+    request = FileLoadRequest(
+        path=path, object_key=object_key, execution_date=execution_date_text(execution_date),
+        file_format=file_format, source_name=path.name, csv_options=csv_options, schema_policy=schema_policy,
     )
-
-
-def _ingest(request: FileLoadRequest, services: Services | None) -> dict[str, Any]:
     services = services or Services.from_env()
+    services.bootstrap()
     with tracked_run(services, request.run_start(services)) as (platform, run_id):
-        return load_file(request, services, platform, run_id)
+        return load_file(request, services, platform, run_id).as_guide_dict()
 
 
 def batch_ingest_files(
@@ -97,6 +96,7 @@ def batch_ingest_files(
     """
     root = Path(directory)
     services = services or Services.from_env()
+    services.bootstrap()
     ds = execution_date_text(execution_date)
     matches = matching_files(root, pattern)
     if not matches:
@@ -148,7 +148,7 @@ def _known_format(path: Path) -> bool:
 
 def _record_refusal(services: Services, path: Path, object_key: str, execution_date: str, message: str) -> None:
     """A failed tracking row for a file refused before reading (raises IngestionError)."""
-    start = tracking.RunStart(
+    start = run_records.RunStart(
         source_name=path.name, source_type="file", execution_date=execution_date,
         object_key=object_key, uri=services.uri(object_key), load_mode="file",
     )
@@ -171,11 +171,3 @@ def batch_object_key(root: Path, path: Path, execution_date: str) -> str:
     relative = path.relative_to(root).as_posix()
     return f"files/{relative}/{execution_date}/{file_stem(relative)}.parquet"
 
-
-def execution_date_text(value: str | dt.date | None) -> str:
-    if value is None:
-        return dt.date.today().isoformat()
-    try:
-        return dt.date.fromisoformat(str(value)[:10]).isoformat()
-    except ValueError as e:
-        raise IngestionError(f"execution_date must be a date like '2024-01-01', got {value!r}") from e

@@ -15,16 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from platform_assets.ingestion import pg_catalog
-from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError
-from platform_assets.ingestion.file_convert import convert_csv, convert_json
-from platform_assets.ingestion.schema_metadata import (
+from platform_assets.ingestion.files.convert import convert_csv, convert_json
+from platform_assets.ingestion.files.csv_reader import CsvOptions
+from platform_assets.ingestion.postgres import catalog as pg_catalog
+from platform_assets.ingestion.postgres.session import read_only_snapshot
+from platform_assets.ingestion.postgres.type_mapping import map_column
+from platform_assets.ingestion.sink.schema_metadata import (
     file_schema_metadata,
     postgres_schema_metadata,
 )
-from platform_assets.ingestion.source_session import read_only_snapshot
-from platform_assets.ingestion.type_mapping import map_column
 from platform_resources.config import PostgresSettings
 
 

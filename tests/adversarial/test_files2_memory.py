@@ -17,10 +17,10 @@ LIMIT_MIB = 300
 def _peak(path: Path, convert: str) -> tuple[str, int]:
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from platform_assets.ingestion.csv_reader import CsvOptions
+        from platform_assets.ingestion.files.csv_reader import CsvOptions
         from platform_assets.ingestion.errors import SchemaDetectionError
-        from platform_assets.ingestion.file_convert import convert_csv, convert_json
-        from platform_assets.ingestion.memory import bound_resident_memory
+        from platform_assets.ingestion.files.convert import convert_csv, convert_json
+        from platform_assets.ingestion.sink.memory import bound_resident_memory
         bound_resident_memory()
         path = Path({str(path)!r})
         try:

@@ -12,8 +12,8 @@ import time
 
 import psycopg2
 
-from platform_assets.ingestion import family_loader
-from platform_assets.ingestion.family_loader import load_family_partition
+from platform_assets.ingestion.files import family_load
+from platform_assets.ingestion.files.family_load import load_family_partition
 from tests.adversarial._files_support import family, registry
 from tests.helpers import family_rows, query, waiting_advisory_locks, write_input
 
@@ -35,7 +35,7 @@ def test_overlapping_runs_with_move_crash_the_run_that_finds_the_file_moved(tmp_
     Family with ``after_load: move``; partition 2024-03-02 holds a.csv and b.csv. Two runs
     of the partition start together; both scan the directory, then queue on a.csv's
     lock. The first loads a.csv and moves it to ``_processed``. The second gets the lock,
-    and ``family_loader._content_md5`` calls ``file_md5(seen.path)`` on the path it
+    and ``family_load._content_md5`` calls ``file_md5(seen.path)`` on the path it
     scanned before waiting: FileNotFoundError, uncaught. The whole second run crashes
     (in Dagster: a failed run, no ``all_files_loaded`` result; a sensor run's key is
     used up) instead of reporting a.csv as "loaded already / no longer here".
@@ -44,7 +44,7 @@ def test_overlapping_runs_with_move_crash_the_run_that_finds_the_file_moved(tmp_
     write_input(tmp_path, "customers_20240302_b.csv", "id,name\n2,bob\n")
     fam = family(tmp_path, stable_seconds=0, after_load="move")
     spec = fam.spec(registry(fam))
-    services.connect_platform().close()  # bootstrap
+    services.bootstrap()
 
     blocker = _hold_lock(pg, "customers_20240302_a.csv")
     outcomes, errors = [], []
@@ -85,14 +85,14 @@ def test_a_file_appended_to_after_its_load_is_moved_with_the_unloaded_rows(tmp_p
     fam = family(tmp_path, stable_seconds=0, after_load="move")
     spec = fam.spec(registry(fam))
 
-    real_forget = family_loader.file_ledger.forget_failure
+    real_forget = family_load.file_ledger.forget_failure
 
     def forget_then_producer_appends(*args, **kwargs):
         real_forget(*args, **kwargs)
         with path.open("a") as f:
             f.write("3\n")
 
-    monkeypatch.setattr(family_loader.file_ledger, "forget_failure", forget_then_producer_appends)
+    monkeypatch.setattr(family_load.file_ledger, "forget_failure", forget_then_producer_appends)
     done = load_family_partition(spec, PARTITION, services)
     monkeypatch.undo()
     assert [o.status for o in done.outcomes] == ["loaded"]

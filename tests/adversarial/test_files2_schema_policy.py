@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platform_assets.ingestion.family_loader import load_family_partition
+from platform_assets.ingestion.files.family_load import load_family_partition
 from platform_assets.registry import FileFamily, Registry
 from tests.helpers import family_rows, write_input
 

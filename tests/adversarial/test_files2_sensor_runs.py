@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from platform_assets import postgres_assets
-from platform_assets.ingestion import family_loader
+from platform_assets.defs import common as defs_common
 from platform_assets.ingestion.errors import TransientError
+from platform_assets.ingestion.files import family_load
 from tests.adversarial._files_support import family, registry, ticks
 from tests.helpers import family_rows, launch, query, write_input
 
@@ -35,8 +35,8 @@ def test_a_version_whose_run_failed_for_a_transient_reason_is_requested_under_it
     def store_down(*args, **kwargs):
         raise TransientError("customers_20240301.csv: Failed to ingest: the object store is unreachable")
 
-    monkeypatch.setattr(family_loader, "load_file", store_down)
-    monkeypatch.setattr(postgres_assets, "RETRY_BASE_SECONDS", 0)
+    monkeypatch.setattr(family_load, "load_file", store_down)
+    monkeypatch.setattr(defs_common, "RETRY_BASE_SECONDS", 0)
     assert not launch(reg, request, "customer_files", pg, store_settings, instance=instance).success
     monkeypatch.undo()  # the outage is over
     assert query(pg_conn, "SELECT count(*) FROM data_platform.file_failures") == [(0,)]
@@ -69,7 +69,7 @@ def test_a_file_touched_while_it_was_read_is_recorded_as_a_failed_version_and_ne
     """
     import os
 
-    from platform_assets.ingestion import file_load
+    from platform_assets.ingestion.files import load as file_load
 
     path = write_input(tmp_path, "customers_20240301.csv", "id\n1\n")
     reg = registry(family(tmp_path))
@@ -115,7 +115,7 @@ def test_one_large_file_makes_a_tick_last_as_long_as_its_hash_whatever_the_budge
     """
     import time
 
-    from platform_assets.ingestion import family_watch
+    from platform_assets.ingestion.files import family_watch
 
     monkeypatch.setattr(family_watch, "HASH_SECONDS_PER_TICK", 0.5)
     big = tmp_path / "customers_20240301_big.csv"

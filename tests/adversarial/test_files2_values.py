@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.file_ingestor import ingest_csv_file, ingest_json_file
+from platform_assets.ingestion.files.csv_reader import CsvOptions
 from tests.helpers import read_parquet, write_input
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from platform_assets.ingestion import tracked_run
-from platform_assets.ingestion.family_loader import load_family_partition
-from platform_assets.ingestion.family_spec import VERSION_DIGITS
+from platform_assets.ingestion.files.family_load import load_family_partition
+from platform_assets.ingestion.partitions.files import VERSION_DIGITS
+from platform_assets.ingestion.tracking import run_scope
 from tests.adversarial._files_support import age, family, registry
 from tests.helpers import bronze_objects, query, write_input
 
@@ -32,14 +32,14 @@ def test_a_file_rewritten_after_it_was_hashed_is_stored_under_the_earlier_versio
     fam = family(tmp_path)
     spec = fam.spec(registry(fam))
 
-    real_start = tracked_run.tracking.start_run
+    real_start = run_scope.run_records.start_run
 
     def start_then_producer_rewrites(*args, **kwargs):
         run_id = real_start(*args, **kwargs)
         path.write_text("id\n7\n")  # version B, same size
         return run_id
 
-    monkeypatch.setattr(tracked_run.tracking, "start_run", start_then_producer_rewrites)
+    monkeypatch.setattr(run_scope.run_records, "start_run", start_then_producer_rewrites)
     load_family_partition(spec, "2024-03-02", services)
     monkeypatch.undo()
 

@@ -110,7 +110,7 @@ def test_unterminated_quote_in_utf16_csv_swallows_the_following_rows(services, p
     quote preceded by an ASCII separator - in UTF-16 every separator is followed by a
     0x00 byte, so no quote ever "opens".
     """
-    from platform_assets.ingestion.csv_reader import CsvOptions
+    from platform_assets.ingestion.files.csv_reader import CsvOptions
 
     text = 'id,comment\n1,ok\n2,"never closed\n3,lost\n4,lost too\n'
     utf8 = write_input(tmp_path, "utf8.csv", text)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import SchemaDetectionError
 from platform_assets.ingestion.file_ingestor import ingest_csv_file
+from platform_assets.ingestion.files.csv_reader import CsvOptions
 from tests.helpers import read_parquet, tracking_runs, write_input
 
 DS = "2024-01-01"
@@ -59,7 +59,7 @@ def test_inferred_integer_column_turns_later_hex_value_into_a_number(services, t
 def test_float_column_rounds_integers_beyond_2_pow_53(services, tmp_path):
     """Promise (README, Types): columns "converted exactly ... (never a truncation)";
     "integers beyond 64 bits stay text". The JSON reader applies the same rule to
-    floats (``json_reader.JType.float_safe``: an integer beyond 2^53 mixed with
+    floats (``json_types.JType.float_safe``: an integer beyond 2^53 mixed with
     floats becomes text, never an inexact float).
 
     In CSV a column holding ``1.5`` and ``9007199254740993`` is inferred float64 and

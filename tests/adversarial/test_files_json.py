@@ -91,7 +91,7 @@ def test_ndjson_nested_integers_beyond_int64_become_inexact_floats(services, tmp
     Top-level NDJSON fields honour it, and so does a JSON array file with the same
     record (the nested value is kept as text). But in NDJSON a struct field or list
     item holding 12345678901234567890 is stored as the double 1.2345678901234567e19:
-    ``json_reader._refuse_inexact_floats`` only inspects top-level columns of the fast
+    ``json_fast._refuse_inexact_floats`` only inspects top-level columns of the fast
     path's batches. (Likewise ``[1.5, 9007199254740993]`` is stored as
     ``[1.5, 9007199254740992.0]``.)
     """

@@ -28,7 +28,7 @@ def test_deeply_nested_ndjson_crashes_the_process(tmp_path, pg, pg_conn, store_s
 
     A 40 KB NDJSON line whose value is 20,000 nested arrays (``[[[...1...]]]``) kills
     the Python process with SIGSEGV inside pyarrow's JSON reader (the NDJSON fast path,
-    ``json_reader.fast_ndjson_batches``) - no exception, no ``failed`` row (it stays
+    ``json_fast.fast_ndjson_batches``) - no exception, no ``failed`` row (it stays
     ``running``), and in Dagster the whole run worker dies, taking every other file of
     the partition with it. The same value in a JSON array file gets a clean error
     (Python's RecursionError, wrapped).

@@ -16,7 +16,7 @@ import dagster as dg
 import psycopg2
 
 from platform_assets.definitions import build_definitions
-from platform_assets.ingestion.family_loader import load_family_partition
+from platform_assets.ingestion.files.family_load import load_family_partition
 from platform_assets.registry import FileFamily, Registry
 from tests.helpers import (
     dagster_resources,
@@ -157,7 +157,7 @@ def test_two_runs_of_one_partition_at_once_load_the_file_twice(tmp_path, pg, pg_
     write_input(tmp_path, "customers_20240302.csv", "id,name\n1,ann\n")
     family = _family(tmp_path)
     registry = Registry(start_date=START, files=[family])
-    services.connect_platform().close()  # bootstrap the tracking tables
+    services.bootstrap()
 
     blocker = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname)
     blocker.autocommit = True

@@ -32,9 +32,9 @@ def test_malformed_element_in_a_large_json_array_reads_the_whole_file_into_memor
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from platform_assets.ingestion.file_convert import convert_json
+        from platform_assets.ingestion.files.convert import convert_json
         from platform_assets.ingestion.errors import SchemaDetectionError
-        from platform_assets.ingestion.memory import bound_resident_memory
+        from platform_assets.ingestion.sink.memory import bound_resident_memory
         bound_resident_memory()
         try:
             convert_json(Path({str(path)!r}), Path({str(tmp_path / 'out.parquet')!r}))

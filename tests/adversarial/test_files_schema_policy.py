@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from platform_assets.ingestion.family_loader import load_family_partition
-from platform_assets.ingestion.family_spec import FamilySpec
+from platform_assets.ingestion.files.family_load import load_family_partition
+from platform_assets.ingestion.partitions.files import FamilySpec
 from platform_assets.registry import FileFamily, Registry
 from tests.helpers import family_rows, query, write_input
 

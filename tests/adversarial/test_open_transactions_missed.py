@@ -18,8 +18,8 @@ from typing import Any, Callable
 import psycopg2
 import pytest
 
-from platform_assets.ingestion import source_session
 from platform_assets.ingestion.database_ingestor import extract_table_incremental
+from platform_assets.ingestion.postgres import session as source_session
 from platform_assets.registry import PostgresSource
 from platform_resources.config import PostgresSettings
 from tests.adversarial._common import D1, D2, D3, column_union, registry

@@ -10,9 +10,9 @@ partition load of a table flagged for one check by the next run.
 
 from __future__ import annotations
 
-import pytest
-
 import datetime as dt
+
+import pytest
 
 from platform_assets.ingestion.database_ingestor import extract_table_incremental
 from platform_assets.registry import PostgresSource

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_assets.ingestion import pg_extract
-from platform_assets.ingestion.parquet_sink import ParquetSink
+from platform_assets.ingestion.postgres import extract as pg_extract
+from platform_assets.ingestion.sink.parquet import ParquetSink
 from tests.adversarial._common import D1, D2, D3, column_union, registry, rows
 from tests.adversarial._common2 import EVENTS
 from tests.helpers import materialize_partition, query, tracking_runs

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from platform_assets.ingestion import pg_extract
-from platform_assets.ingestion.parquet_sink import ParquetSink
-from platform_assets.ingestion.partition_loader import load_partition
+from platform_assets.ingestion.postgres import extract as pg_extract
+from platform_assets.ingestion.postgres.partition_load import load_partition
+from platform_assets.ingestion.sink.parquet import ParquetSink
 from tests.adversarial._common import D2, registry, rows
 from tests.adversarial._common2 import ORDERS
 from tests.helpers import query, tracking_runs
@@ -48,7 +48,7 @@ def test_a_run_that_lost_its_lock_overwrites_the_object_of_the_run_that_took_it(
             assert killed == 1
             query(pg_conn, "INSERT INTO orders VALUES (3, 3, '2024-03-02 10:00Z')")
             run_b = load_partition(spec, D2, services)  # takes the free lock
-            assert run_b.result["row_count"] == 3
+            assert run_b.result.row_count == 3
             query(pg_conn, "UPDATE orders SET updated_at = '2024-03-04 10:00Z' WHERE id = 3")
 
     monkeypatch.setattr(pg_extract, "ParquetSink", Sink)

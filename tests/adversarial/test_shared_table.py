@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from platform_assets.registry import PostgresSource, Registry, RegistryError, load_registry
+from platform_assets.registry import (
+    PostgresSource,
+    Registry,
+    RegistryError,
+    load_registry,
+)
 from tests.adversarial._common import D1, D2, D3, column_union, registry
 from tests.helpers import materialize_partition, query
 

@@ -3,7 +3,7 @@
 Used by test_process_killed.py: ``python -m tests.faults.crash_run '<json spec>'``.
 The patches live in this process only. ``kill_at``:
 
-- ``after_upload``: ``tracking.commit_success`` (called right after the upload) kills:
+- ``after_upload``: ``run_records.commit_success`` (called right after the upload) kills:
   the object is stored, the run's row stays ``running``, the watermark does not move;
 - ``during_extract``: ``ParquetSink.write`` kills after the first batch, while psql
   processes still stream (the full read runs in parallel psql streams, and their
@@ -69,10 +69,12 @@ def _die() -> None:
 
 
 def main(spec: dict[str, Any]) -> int:
-    from platform_assets.ingestion import copy_streams, pg_extract, tracking
     from platform_assets.ingestion.database_ingestor import extract_table_incremental
-    from platform_assets.ingestion.parquet_sink import ParquetSink
+    from platform_assets.ingestion.postgres import copy_streams
+    from platform_assets.ingestion.postgres import extract as pg_extract
     from platform_assets.ingestion.services import Services
+    from platform_assets.ingestion.sink.parquet import ParquetSink
+    from platform_assets.ingestion.tracking import run_records
     from platform_resources.config import ObjectStoreSettings, PostgresSettings
     from platform_resources.object_store import ObjectStore
 
@@ -83,7 +85,7 @@ def main(spec: dict[str, Any]) -> int:
         bronze_bucket=spec["bucket"], lock_wait_seconds=30, work_dir=Path(spec["work_dir"]),
     )
     if spec["kill_at"] == "after_upload":
-        tracking.commit_success = lambda *args, **kwargs: _die()
+        run_records.commit_success = lambda *args, **kwargs: _die()
     elif spec["kill_at"] == "during_extract":
         pg_extract.PARALLEL_MIN_PAGES = 1  # a full read in parallel psql streams
         parse = copy_streams.parse_copy_text

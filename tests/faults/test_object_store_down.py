@@ -12,6 +12,7 @@ import pytest
 
 from platform_assets.ingestion.database_ingestor import extract_table_incremental
 from platform_assets.ingestion.errors import IngestionError, TransientError
+from platform_assets.ingestion.sink import upload as upload_module
 from platform_resources import object_store as object_store_module
 from platform_resources.object_store import ObjectStore
 from tests.faults.support import (
@@ -109,7 +110,7 @@ def test_store_fails_mid_multipart_upload(
     pg: Any, orders: Any, services: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, action: str
 ) -> None:
     monkeypatch.setattr(object_store_module, "MULTIPART_BYTES", PART_BYTES)
-    monkeypatch.setattr(object_store_module, "GROWING_PART_BYTES", PART_BYTES)
+    monkeypatch.setattr(upload_module, "GROWING_PART_BYTES", PART_BYTES)
     bucket = services.bronze_bucket
     direct = services.store.client  # straight to moto, not through the proxy
     proxy = FaultProxy(s3_endpoint).start()

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from platform_assets.ingestion import pg_extract
 from platform_assets.ingestion.database_ingestor import extract_table_incremental
 from platform_assets.ingestion.errors import IngestionError, TransientError
-from platform_assets.ingestion.parquet_sink import ParquetSink
+from platform_assets.ingestion.postgres import extract as pg_extract
+from platform_assets.ingestion.sink.parquet import ParquetSink
 from tests.faults.support import (
     add_orders,
     assert_no_object,
@@ -82,7 +82,7 @@ def test_platform_database_down(pg: Any, orders: Any, services: Any) -> None:
     assert "cannot connect to the platform database" in message and f"127.0.0.1:{port}" in message
     assert PASSWORD not in message
     # nothing ran: no tracking row anywhere, nothing stored
-    assert query(orders, "SELECT to_regclass('data_platform.ingestion_metadata')") == [(None,)]
+    assert query(orders, "SELECT count(*) FROM data_platform.ingestion_metadata") == [(0,)]
     assert_no_object(services.store.client, services.bronze_bucket, "pgdown/1.parquet")
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from platform_assets.ingestion import pg_extract
 from platform_assets.ingestion.database_ingestor import extract_table_full
 from platform_assets.ingestion.errors import IngestionError
+from platform_assets.ingestion.postgres import extract as pg_extract
 from tests.helpers import query, read_parquet
 
 

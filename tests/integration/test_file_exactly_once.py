@@ -193,10 +193,10 @@ def test_csv_numbers_that_a_float_cannot_hold_keep_the_column_as_text(tmp_path, 
 
 
 def test_a_pinned_float_column_refuses_a_number_it_cannot_hold(tmp_path, services):
-    from platform_assets.ingestion.csv_reader import CsvOptions
     from platform_assets.ingestion.errors import IngestionError
     from platform_assets.ingestion.file_ingestor import ingest_csv_file
-    from platform_assets.ingestion.text_types import parse_pinned_type
+    from platform_assets.ingestion.files.csv_reader import CsvOptions
+    from platform_assets.ingestion.files.text_types import parse_pinned_type
 
     path = write_input(tmp_path, "n.csv", "id,x\n1,1.5\n2,1e400\n")
     options = CsvOptions(column_types={"x": parse_pinned_type("float64")})

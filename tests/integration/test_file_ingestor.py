@@ -22,15 +22,16 @@ from typing import Any, Callable
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion import file_ingestor, file_load
-from platform_assets.ingestion.family_spec import file_stem
-from platform_assets.ingestion.csv_reader import CsvOptions
+from platform_assets.ingestion import file_ingestor
 from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError
 from platform_assets.ingestion.file_ingestor import (
     batch_ingest_files,
     ingest_csv_file,
     ingest_json_file,
 )
+from platform_assets.ingestion.files import load as file_load
+from platform_assets.ingestion.files.csv_reader import CsvOptions
+from platform_assets.ingestion.partitions.files import file_stem
 from tests.helpers import query, read_parquet
 from tests.helpers import tracking_runs as runs
 
@@ -944,9 +945,9 @@ def test_widening_after_parts_were_uploaded_stores_the_rewritten_file(
 ):
     """A large CSV whose last row widens a column: the first attempt had already sent
     parts of its Parquet file; the stored object is the second attempt's, whole."""
-    from platform_resources import object_store
+    from platform_assets.ingestion.sink import upload
 
-    monkeypatch.setattr(object_store, "GROWING_PART_BYTES", 5 * 1024 * 1024)
+    monkeypatch.setattr(upload, "GROWING_PART_BYTES", 5 * 1024 * 1024)
     rows = 250_000
     with (tmp_path / "large.csv").open("w") as f:
         f.write("id,n,payload\n")
@@ -957,13 +958,13 @@ def test_widening_after_parts_were_uploaded_stores_the_rewritten_file(
     # three 32 MiB row groups before the misfit: the upload has time to send parts
     assert path.stat().st_size > 96 * 1024 * 1024
     uploads: list[int] = []
-    created = object_store.GrowingFileUpload._send_part
+    created = upload.GrowingFileUpload._send_part
 
     def counting_send_part(self, offset, length):
         uploads.append(offset)
         created(self, offset, length)
 
-    monkeypatch.setattr(object_store.GrowingFileUpload, "_send_part", counting_send_part)
+    monkeypatch.setattr(upload.GrowingFileUpload, "_send_part", counting_send_part)
 
     result = ingest_csv_file(path, "files/large.parquet", DS, services=services)
 

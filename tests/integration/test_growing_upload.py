@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from platform_resources.object_store import GrowingFileUpload, ObjectStore
+from platform_assets.ingestion.sink.upload import GrowingFileUpload
+from platform_resources.object_store import ObjectStore
 from tests.faults.support import FaultProxy
 from tests.faults.support import store as store_at
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from typing import Any
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -19,23 +20,23 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from platform_assets.asset_checks import (
+from platform_assets.definitions import build_definitions
+from platform_assets.defs.checks import (
     RECONCILIATION,
     STORED_OBJECT,
     StoredObject,
     run_checks,
 )
-from platform_assets.definitions import build_definitions
 from platform_assets.ingestion.database_ingestor import extract_table_full
 from platform_assets.ingestion.errors import SchemaContractError, SchemaDetectionError
 from platform_assets.ingestion.file_ingestor import ingest_csv_file
-from platform_assets.ingestion.parquet_sink import file_md5
 from platform_assets.ingestion.schema_detector import (
     detect_csv_schema,
     detect_json_schema,
     detect_postgres_schema,
 )
-from platform_assets.ingestion.schema_evolution import PARQUET_METADATA_KEY
+from platform_assets.ingestion.sink.parquet import file_md5
+from platform_assets.ingestion.sink.schema_evolution import PARQUET_METADATA_KEY
 from platform_assets.registry import FileFamily, PostgresSource, Registry
 from platform_resources.object_store import ObjectStore, ObjectStoreError
 from tests.helpers import dagster_resources, query
@@ -442,7 +443,7 @@ def test_freeze_fails_on_any_change_and_writes_nothing(items, pg, store_settings
     ids=["numeric-precision", "int-to-bigint", "set-not-null"],
 )
 def test_freeze_fails_on_type_and_nullability_changes(items, services, alter):
-    from platform_assets.ingestion.engine import LoadRequest, run_load
+    from platform_assets.ingestion.postgres.load import LoadRequest, run_load
 
     def load(date):
         return run_load(
@@ -845,7 +846,7 @@ def test_source_reconciliation_warns_when_counts_differ(services, tmp_path):
     source = PostgresSource(name="things", table="things")
 
     def reconciled(counted: int) -> Any:
-        load = {"rows_from_source": 3, "source_count": counted, "rows_kept": 0, "merged": False}
+        load = SimpleNamespace(rows_from_source=3, source_count=counted, rows_kept=0, merged=False)
         return _by_check(run_checks(_pg_key("things"), source, services, objects, load_result=load))[RECONCILIATION]
 
     matching = reconciled(3)

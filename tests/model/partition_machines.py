@@ -35,12 +35,18 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
-from platform_assets.ingestion import tracking
-from platform_assets.ingestion.partition_loader import load_partition
-from platform_assets.ingestion.partition_planning import SourceSpec
+from platform_assets.ingestion.partitions.postgres import SourceSpec
+from platform_assets.ingestion.postgres.partition_load import load_partition
 from platform_assets.ingestion.services import Services
+from platform_assets.ingestion.tracking import migrations
 from platform_assets.registry import PostgresSource, Registry
 from platform_resources.object_store import ObjectStore
 from tests.helpers import materialize_partition, object_rows, query
@@ -78,7 +84,7 @@ class SourceMachine(RuleBasedStateMachine):
         self.name = f"src_{suffix}"
         self.conn = self.pg.connect()
         self.conn.autocommit = True
-        tracking.bootstrap(self.conn)  # the watermark resets below need the tables
+        migrations.bootstrap(self.conn)  # the watermark resets below need the tables
         self.txns: dict[int, Txn] = {}
         self.next_txn = 0
         self.loaded: set[str] = set()
@@ -152,7 +158,7 @@ class SourceMachine(RuleBasedStateMachine):
         if via == "engine":
             outcome = load_partition(self.spec(), partition, self.services(), rebuild=rebuild)
             assert not outcome.reload_errors, outcome.reload_errors
-            return [(r["partition_key"], r["watermark_reset"]) for r in [outcome.result, *outcome.reloads]]
+            return [(r.partition_key, r.watermark_reset) for r in [outcome.result, *outcome.reloads]]
         result = materialize_partition(
             self.registry(), self.pg, self.store_settings, self.name, partition,
             run_config={"rebuild": True} if rebuild else None,

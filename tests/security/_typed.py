@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 from hypothesis import strategies as st
 
-from platform_assets.ingestion import text_types
+from platform_assets.ingestion.files import text_types
 
 UTC = dt.timezone.utc
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from platform_assets.ingestion.csv_reader import CsvOptions
 from platform_assets.ingestion.errors import IngestionError
-from platform_assets.ingestion.file_convert import convert_csv
+from platform_assets.ingestion.files.convert import convert_csv
+from platform_assets.ingestion.files.csv_reader import CsvOptions
 from tests.security._fuzz import FUZZ
 from tests.security._support import within
 from tests.security._typed import KIND_VALUES, typed_value_matches

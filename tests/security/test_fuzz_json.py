@@ -21,7 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError
-from platform_assets.ingestion.file_convert import convert_json
+from platform_assets.ingestion.files.convert import convert_json
 from tests.security._fuzz import FUZZ
 from tests.security._support import within
 

@@ -18,14 +18,14 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from platform_assets.ingestion import pg_catalog
-from platform_assets.ingestion.text_types import (
+from platform_assets.ingestion.files.text_types import (
     TIMESTAMP,
     TIMESTAMP_UTC,
     convert,
     infer_type,
 )
-from platform_assets.ingestion.type_mapping import (
+from platform_assets.ingestion.postgres import catalog as pg_catalog
+from platform_assets.ingestion.postgres.type_mapping import (
     MAX_DECIMAL128_PRECISION,
     Conversion,
     PgColumn,

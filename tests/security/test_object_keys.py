@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import pytest
 
-from platform_assets.ingestion.family_loader import load_family_partition
 from platform_assets.ingestion.database_ingestor import (
     extract_table_full,
     extract_with_custom_query,
@@ -25,7 +24,11 @@ from platform_assets.ingestion.file_ingestor import (
     ingest_csv_file,
     ingest_json_file,
 )
-from platform_assets.ingestion.object_keys import MAX_KEY_BYTES, validate_object_key
+from platform_assets.ingestion.files.family_load import load_family_partition
+from platform_assets.ingestion.sink.object_keys import (
+    MAX_KEY_BYTES,
+    validate_object_key,
+)
 from platform_assets.registry import FileFamily, Registry
 from tests.helpers import query, read_parquet
 from tests.security._support import DS, bucket_keys, check_each, runs, tracking_exists

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from platform_assets.ingestion.family_loader import load_family_partition
-from platform_assets.ingestion.family_scan import scan_family
 from platform_assets.ingestion.errors import IngestionError
 from platform_assets.ingestion.file_ingestor import batch_ingest_files, matching_files
+from platform_assets.ingestion.files.family_load import load_family_partition
+from platform_assets.ingestion.files.family_scan import scan_family
 from platform_assets.registry import FileFamily, Registry
 from tests.security._support import (
     DS,

@@ -559,7 +559,10 @@ def test_registry_accepts_hostile_table_identifiers_which_are_quoted_at_run_time
 
 
 def test_stored_extract_range_cast_type_is_not_spliced_into_sql():
-    from platform_assets.ingestion.query_builder import ExtractRange, range_condition
+    from platform_assets.ingestion.postgres.query_builder import (
+        ExtractRange,
+        range_condition,
+    )
     from tests.conftest import ADMIN
 
     tampered = ExtractRange.from_json({

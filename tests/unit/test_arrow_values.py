@@ -8,7 +8,7 @@ import zoneinfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from platform_assets.ingestion.arrow_values import python_value, python_values
+from platform_assets.ingestion.sink.arrow_values import python_value, python_values
 
 UTC_US = pa.timestamp("us", tz="UTC")
 

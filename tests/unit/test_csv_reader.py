@@ -7,15 +7,15 @@ import gzip
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion.csv_reader import (
+from platform_assets.ingestion.errors import SchemaDetectionError
+from platform_assets.ingestion.files.csv_reader import (
     CsvOptions,
     open_input,
     read_header,
     text_batches,
     typed_batches,
 )
-from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.text_types import Widen
+from platform_assets.ingestion.files.text_types import Widen
 from tests.helpers import write_input as write
 
 BOM = b"\xef\xbb\xbf"

@@ -8,16 +8,18 @@ import json
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion import json_reader
 from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.json_reader import (
-    JType,
-    conform,
+from platform_assets.ingestion.files import json_reader
+from platform_assets.ingestion.files.json_fast import fast_ndjson_batches
+from platform_assets.ingestion.files.json_reader import (
     detect_layout,
     exact_batches,
-    fast_ndjson_batches,
     has_bom,
     infer_record_type,
+)
+from platform_assets.ingestion.files.json_types import (
+    JType,
+    conform,
     merge,
     to_arrow,
     type_of,

@@ -1,4 +1,4 @@
-"""Unit tests for platform_assets.ingestion.load_planning."""
+"""Unit tests for platform_assets.ingestion.postgres.load_planning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from psycopg2 import sql
 
 from platform_assets.ingestion.errors import WatermarkError
-from platform_assets.ingestion.load_planning import (
+from platform_assets.ingestion.postgres.load_planning import (
     OpenTransactions,
     WatermarkColumn,
     catchup_floor,
@@ -16,9 +16,13 @@ from platform_assets.ingestion.load_planning import (
     next_watermark,
     window_range,
 )
-from platform_assets.ingestion.query_builder import CatchUp, ExtractRange, where_clause
-from platform_assets.ingestion.tracking import StoredWatermark
-from platform_assets.ingestion.watermark_values import Window, partition_window
+from platform_assets.ingestion.postgres.query_builder import (
+    CatchUp,
+    ExtractRange,
+    where_clause,
+)
+from platform_assets.ingestion.postgres.watermark_values import Window, partition_window
+from platform_assets.ingestion.tracking.watermark_store import StoredWatermark
 
 UTC = dt.timezone.utc
 TS = WatermarkColumn("updated_at", "timestamptz", "timestamp")

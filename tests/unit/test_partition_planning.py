@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from platform_assets.ingestion.partition_planning import SourceSpec, plan_partition
-from platform_assets.ingestion.query_builder import ExtractRange
-from platform_assets.ingestion.source_state import PartitionLoad, SourceState
-from platform_assets.ingestion.tracking import StoredWatermark
+from platform_assets.ingestion.partitions.postgres import SourceSpec, plan_partition
+from platform_assets.ingestion.postgres.query_builder import ExtractRange
+from platform_assets.ingestion.postgres.source_state import PartitionLoad, SourceState
+from platform_assets.ingestion.tracking.watermark_store import StoredWatermark
 
 START = dt.date(2024, 3, 1)
 INTEGER = SourceSpec(name="events", source_name="public.events", schema="public", table="events",

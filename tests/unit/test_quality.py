@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from platform_assets import quality
-from platform_assets.registry import (
+from platform_assets.registry_checks import (
     AcceptedValuesCheck,
     NotNullCheck,
     PanderaCheck,

@@ -1,4 +1,4 @@
-"""Unit tests for platform_assets.ingestion.query_builder.
+"""Unit tests for platform_assets.ingestion.postgres.query_builder.
 
 The composables are rendered with a real connection (``as_string``, as the engine
 does; values are ``sql.Literal``s, there are no placeholders) but no table of the
@@ -15,9 +15,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from platform_assets.ingestion import query_builder
-from platform_assets.ingestion.pg_catalog import describe_query
-from platform_assets.ingestion.query_builder import (
+from platform_assets.ingestion.postgres import query_builder
+from platform_assets.ingestion.postgres.catalog import describe_query
+from platform_assets.ingestion.postgres.query_builder import (
     CatchUp,
     ExtractRange,
     copy_statement,
@@ -29,8 +29,7 @@ from platform_assets.ingestion.query_builder import (
     table_extract,
     where_clause,
 )
-from platform_assets.ingestion.type_mapping import PgColumn, map_column
-
+from platform_assets.ingestion.postgres.type_mapping import PgColumn, map_column
 
 REFERENCE = "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
 WIDENED = f"({REFERENCE} - 1 - ((({REFERENCE} - 1) % 4294967296 - (xmin::text::bigint) + 4294967296) % 4294967296))"

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from platform_assets.ingestion.errors import SchemaContractError, SchemaDetectionError
-from platform_assets.ingestion.schema_evolution import (
+from platform_assets.ingestion.sink.schema_evolution import (
     PARQUET_METADATA_KEY,
     SchemaChanges,
     SchemaGate,

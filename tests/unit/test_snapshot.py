@@ -1,4 +1,4 @@
-"""Unit tests for platform_assets.ingestion.snapshot.
+"""Unit tests for platform_assets.ingestion.postgres.snapshot.
 
 The row condition is evaluated by PostgreSQL itself: first over synthetic 32-bit
 xids (a VALUES list with a column named ``xmin``) against a chosen reference (the
@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 from psycopg2 import sql
 
-from platform_assets.ingestion.snapshot import (
+from platform_assets.ingestion.postgres.session import in_progress_subtransactions
+from platform_assets.ingestion.postgres.snapshot import (
     FIRST_NORMAL_XID,
     XID32,
     Snapshot,
 )
-from platform_assets.ingestion.source_session import in_progress_subtransactions
 
 EPOCH1 = XID32  # xid8 values of the second epoch
 

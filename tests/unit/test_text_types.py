@@ -8,7 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion.text_types import (
+from platform_assets.ingestion.files.text_types import (
     TIMESTAMP,
     TIMESTAMP_UTC,
     Widen,

@@ -1,11 +1,11 @@
-"""Unit tests for platform_assets.ingestion.type_mapping (catalog type -> Arrow type)."""
+"""Unit tests for platform_assets.ingestion.postgres.type_mapping (catalog type -> Arrow type)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pytest
 
-from platform_assets.ingestion.type_mapping import (
+from platform_assets.ingestion.postgres.type_mapping import (
     MAX_DECIMAL128_PRECISION,
     ColumnMapping,
     Conversion,

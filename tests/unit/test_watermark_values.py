@@ -1,4 +1,4 @@
-"""Unit tests for platform_assets.ingestion.watermark_values."""
+"""Unit tests for platform_assets.ingestion.postgres.watermark_values."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from platform_assets.ingestion.errors import WatermarkError
-from platform_assets.ingestion.watermark_values import (
+from platform_assets.ingestion.postgres.watermark_values import (
     Window,
     bound_for_column,
     check_column_type,

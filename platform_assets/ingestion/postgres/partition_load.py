@@ -1,0 +1,120 @@
+"""Loads one daily partition of a PostgreSQL source, and the partitions that received late rows.
+
+Everything is decided and done under the source's lock, from tracking state read
+inside it: the plan of the partition (``partitions.postgres``), its load, the check
+for late rows in other partitions (``late_rows``) and their reloads. Runs of one
+source launched together (a backfill) therefore take turns and each plans on what
+the previous one committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from platform_assets.ingestion.errors import IngestionError, TransientError
+from platform_assets.ingestion.partitions.postgres import (
+    PartitionPlan,
+    SourceSpec,
+    plan_partition,
+)
+from platform_assets.ingestion.postgres.late_rows import late_partitions
+from platform_assets.ingestion.postgres.load import LoadRequest, run_locked
+from platform_assets.ingestion.postgres.source_state import read_source_state
+from platform_assets.ingestion.services import Services
+from platform_assets.ingestion.sink.load_result import TableLoadResult
+from platform_assets.ingestion.tracking.run_scope import locked_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionOutcome:
+    result: TableLoadResult
+    """The partition asked for."""
+    reloads: list[TableLoadResult] = field(default_factory=list)
+    """Partitions loaded again because rows were committed into their range after their load."""
+    reload_errors: dict[str, str] = field(default_factory=dict)
+    """Partitions whose reload failed (their flag stays: the next run tries again)."""
+    verified: list[Any] = field(default_factory=list)
+    """What ``verify`` returned for ``result`` and each reload, in that order."""
+
+
+def load_partition(
+    spec: SourceSpec,
+    partition_key: str,
+    services: Services,
+    *,
+    rebuild: bool = False,
+    dagster_run_id: str | None = None,
+    verify: Callable[[TableLoadResult], Any] | None = None,
+) -> PartitionOutcome:
+    """Materialize ``partition_key`` of ``spec`` (see ``partitions.postgres``).
+
+    ``verify`` (the asset's checks) runs on each stored object while the lock is
+    still held, so no other run of the source replaces the object meanwhile.
+    """
+    check = verify or (lambda result: None)
+    with locked_source(services, spec.source_name) as platform:
+        state = read_source_state(platform, spec.source_name)
+        plan = plan_partition(spec, state, partition_key, rebuild)
+        result = run_locked(request_for(spec, plan, dagster_run_id), services, platform, state)
+        verified = [check(result)]
+        if spec.load != "incremental":
+            return PartitionOutcome(result, verified=verified)
+        reloads: list[TableLoadResult] = []
+        errors: dict[str, str] = {}
+        state = read_source_state(platform, spec.source_name)
+        try:
+            late = late_partitions(services, spec, platform, state, partition_key)
+        except TransientError:
+            raise
+        except IngestionError as e:
+            log.error("%s: the check for late rows failed: %s", spec.source_name, e)
+            return PartitionOutcome(result, [], {"late-row check": str(e)}, verified)
+        for key, rows in sorted(late.items()):
+            log.info("%s: %d late row(s) in partition %s; loading it again", spec.source_name, rows, key)
+            try:
+                reloaded = run_locked(request_for(spec, plan_partition(spec, state, key), dagster_run_id),
+                                      services, platform, state)
+            except TransientError:
+                raise
+            except IngestionError as e:
+                log.error("%s: reloading partition %s failed: %s", spec.source_name, key, e)
+                errors[key] = str(e)
+            else:
+                reloads.append(reloaded)
+                verified.append(check(reloaded))
+            state = read_source_state(platform, spec.source_name)
+        return PartitionOutcome(result, reloads, errors, verified)
+
+
+def request_for(spec: SourceSpec, plan: PartitionPlan, dagster_run_id: str | None) -> LoadRequest:
+    """The engine's request for a planned partition load."""
+    return LoadRequest(
+        source_name=spec.source_name,
+        object_key=spec.object_key(plan.partition_key),
+        execution_date=plan.partition_key,
+        mode=plan.mode,
+        schema=spec.schema if spec.table else None,
+        table=spec.table,
+        query=spec.query,
+        watermark_column=spec.watermark_column,
+        watermark_type=spec.watermark_type,
+        window=plan.window,
+        replay_range=plan.replay_range,
+        lower=plan.lower,
+        include_nulls=plan.include_nulls,
+        previous_upper=plan.previous_upper,
+        merge=plan.merge,
+        merge_from=plan.merge_from,
+        rebuild=plan.rebuild,
+        watermark_reset=plan.watermark_reset,
+        key_columns=spec.key_columns,
+        reconcile=True,
+        schema_policy=spec.schema_policy,
+        partition_key=plan.partition_key,
+        dagster_run_id=dagster_run_id,
+    )
