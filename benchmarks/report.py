@@ -17,6 +17,7 @@ from benchmarks.model import GROUP_LIMIT, GROUP_PANDAS, GROUP_TITLES, Record
 
 RSS_LIMIT_MIB = 300.0
 SIZE_LIMIT = 1.10
+DELETES_OVERHEAD_LIMIT = 0.10
 DAGSTER_OVERHEAD_LIMIT_S = 1.0
 MIB = 1024 * 1024
 
@@ -192,6 +193,13 @@ def evaluate_targets(records: list[Record]) -> list[Target]:
             value = r.output_bytes / r.default_size_bytes
             targets.append(Target(name, value <= SIZE_LIMIT, f"{value:.3f}x ({r.output_bytes / MIB:.1f} MiB "
                                   f"vs {r.default_size_bytes / MIB:.1f} MiB)"))
+    plain, capturing = s("ours_partition"), s("ours_partition_deletes")
+    targets.append(
+        Target("deletes capture adds <= 10% to a full extract", None, "not measured")
+        if plain is None or capturing is None or not plain
+        else Target("deletes capture adds <= 10% to a full extract", capturing / plain - 1 <= DELETES_OVERHEAD_LIMIT,
+                    f"+{(capturing / plain - 1) * 100:.1f}% ({capturing:.3f} s vs {plain:.3f} s, same partition)")
+    )
     dagster, bare = s("ours_dagster_asset"), s("ours_full_small")
     targets.append(
         Target("Dagster overhead < 1 s", None, "not measured") if dagster is None or bare is None

@@ -305,8 +305,15 @@ def run_table_group(suite: Suite, rows: int) -> None:
                  lambda rep: {**table_args, "out": str(out / "duckdb_postgres.parquet")}))
     plan.append((suite.add("ours_full", "table", "ours_full", "ours", "ours: extract_table_full -> S3"),
                  lambda rep: {**table_args, "object_key": f"bench/ours_full/{EXECUTION_DATE}/{TABLE}.parquet"}))
-    log("  warm-up: one untimed COPY of the table (OS page cache)")
+    partition_args = {**table_args, "start_date": EXECUTION_DATE}
+    plan.append((suite.add("ours_partition", "table", "ours_partition", "ours",
+                           "ours: a full-load partition (engine) -> S3"), lambda rep: partition_args))
+    plan.append((suite.add("ours_partition_deletes", "table", "ours_partition_deletes", "ours",
+                           "ours: the same partition capturing deletes (key set compared)"),
+                 lambda rep: partition_args))
+    log("  warm-up: one untimed COPY of the table (OS page cache), one untimed run capturing deletes (key set)")
     suite.child("limit_copy_binary", table_args, "warmup_table")
+    suite.child("ours_partition_deletes", partition_args, "warmup_deletes")
     suite.round_robin(plan)
 
 

@@ -2,7 +2,7 @@
 
 Seeded once (deterministically, relative to today) with a few thousand rows that
 carry NULLs, decimals, time zones, JSON, arrays and an enum; every later call adds
-"today's activity": new orders, and updates to older ones, so incremental loads
+"today's activity": new orders, updates to older ones and a few deletions, so incremental loads
 have something to pick up. Existing tables are never dropped.
 """
 
@@ -127,6 +127,11 @@ SELECT id, 'created', jsonb_build_object('amount', amount), now() AT TIME ZONE '
 
 UPDATE public.orders SET status = 'completed', updated_at = now()
 WHERE id IN (SELECT id FROM public.orders WHERE status = 'pending' ORDER BY id LIMIT 15);
+
+-- A few abandoned orders are deleted outright: the orders source captures deletes.
+DELETE FROM public.orders
+WHERE id IN (SELECT id FROM public.orders WHERE status = 'pending' AND created_at < now() - interval '1 hour'
+             ORDER BY id LIMIT 3);
 """
 
 

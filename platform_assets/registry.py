@@ -40,6 +40,7 @@ DEFAULT_REGISTRY = Path(__file__).with_name("sources.yaml")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # used with fullmatch: no trailing newline
 DEFAULT_OBJECT_KEY = "postgres/{name}/{date}/{name}.parquet"
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 
 
 class RegistryError(ValueError):
@@ -61,6 +62,8 @@ class _Checked(Strict):
     def _name(cls, value: str) -> str:
         if not NAME_PATTERN.fullmatch(value):
             raise ValueError("must be lower_snake_case (letters, digits, underscores)")
+        if value.endswith("__deletes"):
+            raise ValueError("must not end in '__deletes' (the suffix of tombstone folders)")
         return value
 
     @model_validator(mode="after")
@@ -87,6 +90,8 @@ class PostgresSource(_Checked):
     """Dagster concurrency pool: caps how many loads hit the source database at once."""
     key_columns: list[str] = []
     """The row's key, when the table has no primary key (views, tables without one)."""
+    capture_deletes: bool = False
+    """Record rows deleted from the table in each partition's tombstone (README, "Deletes")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -107,6 +112,10 @@ class PostgresSource(_Checked):
                 raise ValueError("'load: incremental' needs watermark_column and watermark_type")
         elif self.watermark_column or self.watermark_type:
             raise ValueError("watermark_column/watermark_type only apply to 'load: incremental'")
+        if self.capture_deletes and self.query is not None:
+            raise ValueError("capture_deletes needs a table: a custom query has no key set to compare")
+        if self.capture_deletes and self.schema_name in SYSTEM_SCHEMAS:
+            raise ValueError(f"capture_deletes does not apply to system views ({self.schema_name}.{self.table})")
         return self
 
     @property
@@ -133,6 +142,7 @@ class PostgresSource(_Checked):
             timezone=registry.timezone,
             start_date=registry.start_date,
             key_columns=tuple(self.key_columns),
+            capture_deletes=self.capture_deletes,
         )
 
 

@@ -47,4 +47,6 @@ METHODS: dict[str, MethodSpec] = {
     "ours_csv": MethodSpec("benchmarks.methods.ours", "csv_file"),
     "ours_json": MethodSpec("benchmarks.methods.ours", "json_file"),
     "ours_dagster_asset": MethodSpec("benchmarks.methods.ours", "dagster_asset"),
+    "ours_partition": MethodSpec("benchmarks.methods.ours", "partition_full"),
+    "ours_partition_deletes": MethodSpec("benchmarks.methods.ours", "partition_full_with_deletes"),
 }

@@ -145,6 +145,10 @@ def materialization_metadata(result: TableLoadResult) -> dict[str, Any]:
         metadata["watermark_after"] = result.watermark_after or "(none)"
     if result.extract_range:
         metadata["extract_range"] = dg.MetadataValue.json(result.extract_range)
+    if result.deleted_rows is not None:
+        metadata["deleted_rows"] = dg.MetadataValue.int(result.deleted_rows)
+        if result.deletes_uri:
+            metadata["deletes_uri"] = dg.MetadataValue.url(result.deletes_uri)
     metadata.update(schema_change_metadata(result.schema_changes))
     columns = result.schema["columns"]
     metadata["dagster/column_schema"] = dg.TableSchema(

@@ -178,3 +178,38 @@ def test_a_partition_loaded_as_another_kind_of_source_is_replaced_not_merged() -
 def test_a_replay_merges_from_where_the_previous_load_wrote() -> None:
     loaded = SourceState(partitions={"2024-03-04": _load(1, "2024-03-04", _range(None, None), mode="window")})
     assert plan_partition(TIMESTAMP, loaded, "2024-03-04").merge_from == "k/2024-03-04"
+
+
+CAPTURING = SourceSpec(name="items", source_name="public.items", schema="public", table="items",
+                       capture_deletes=True, start_date=START)
+
+
+@pytest.mark.parametrize(
+    ("loaded", "partition", "observes"),
+    [
+        ([], "2024-03-05", True),  # the first run: a key set to compare with next time
+        (["2024-03-05"], "2024-03-05", True),  # the frontier again
+        (["2024-03-05"], "2024-03-06", True),  # a newer day
+        (["2024-03-05"], "2024-03-04", False),  # an older day: observes nothing
+        (["2024-03-03", "2024-03-05"], "2024-03-03", False),
+    ],
+)
+def test_only_runs_of_the_newest_partition_observe_deletes(loaded: list[str], partition: str, observes: bool) -> None:
+    state = SourceState(partitions={key: _load(n, key, _range(None, None), "full") for n, key in enumerate(loaded)})
+    assert plan_partition(CAPTURING, state, partition).observe_deletes is observes
+    assert plan_partition(INTEGER, state, partition).observe_deletes is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "tombstone"),
+    [
+        ("postgres/{name}/{date}/{name}.parquet", "postgres/items__deletes/2024-03-05/items.parquet"),
+        ("raw/{date}/{name}.parquet", "_deletes/raw/2024-03-05/items.parquet"),
+        ("raw/{name}-x/{date}/data.parquet", "raw/items__deletes-x/2024-03-05/data.parquet"),
+        ("raw/{date}/data.parquet", "_deletes/raw/2024-03-05/data.parquet"),
+    ],
+)
+def test_the_tombstone_sits_outside_the_datas_prefix(pattern: str, tombstone: str) -> None:
+    spec = SourceSpec(name="items", source_name="public.items", object_key_pattern=pattern, capture_deletes=True)
+    assert spec.deletes_object_key("2024-03-05") == tombstone
+    assert spec.deletes_object_key("2024-03-05") != spec.object_key("2024-03-05")

@@ -18,12 +18,14 @@ load. See README, "What a partition holds":
   merging (versions no longer in the source are then gone).
 - a watermark the user reset with the guide's UPDATE or DELETE is acted on by the
   next load that reads past the frontier (the guide's "extract again"), and reported.
+- ``capture_deletes``: a run of the newest partition (or a newer one) compares the
+  key set with the previous such run's; the keys gone are its partition's deletions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from platform_assets.ingestion.postgres.query_builder import ExtractRange
@@ -51,9 +53,29 @@ class SourceSpec:
     start_date: dt.date = dt.date(2024, 1, 1)
     key_columns: tuple[str, ...] = ()
     """The row's key for versions and messages; empty: the table's primary key."""
+    capture_deletes: bool = False
 
     def object_key(self, partition_key: str) -> str:
         return self.object_key_pattern.format(name=self.name, date=partition_key)
+
+    def deletes_object_key(self, partition_key: str) -> str:
+        """The partition's tombstone, outside the data's prefix: the first folder of the key
+        naming ``{name}`` names ``{name}__deletes`` instead
+        (``postgres/orders__deletes/<date>/orders.parquet``); a pattern without such a
+        folder gets ``_deletes/`` in front."""
+        folders = self.object_key_pattern.split("/")
+        named = next((i for i, folder in enumerate(folders[:-1]) if "{name}" in folder), None)
+        if named is None:
+            pattern = "_deletes/" + self.object_key_pattern
+        else:
+            folders[named] = folders[named].replace("{name}", "{name}__deletes")
+            pattern = "/".join(folders)
+        return pattern.format(name=self.name, date=partition_key)
+
+    @property
+    def key_set_pattern(self) -> str:
+        """Where each frontier run's key set goes (``{run_id}`` is the run's tracking id)."""
+        return f"_state/{self.name}/key_sets/{{run_id}}.parquet"
 
     def window(self, partition_key: str) -> Window:
         date = dt.date.fromisoformat(partition_key)
@@ -84,6 +106,8 @@ class PartitionPlan:
     """The object key the partition's previous load wrote (the registry's pattern may have changed)."""
     rebuild: bool = False
     watermark_reset: dict[str, Any] | None = None
+    observe_deletes: bool = False
+    """A frontier run of a source that captures deletes: it compares key sets."""
 
     @property
     def writes_watermark(self) -> bool:
@@ -91,7 +115,19 @@ class PartitionPlan:
 
 
 def plan_partition(spec: SourceSpec, state: SourceState, partition_key: str, rebuild: bool = False) -> PartitionPlan:
-    """The load of ``partition_key``; ``state`` must have been read under the source's lock."""
+    """The load of ``partition_key``; ``state`` must have been read under the source's lock.
+
+    A source that captures deletes observes them in runs of its newest partition (or a
+    newer one): those compare key sets. A run of an older partition observes nothing,
+    so each deletion lands in exactly one partition's tombstone.
+    """
+    plan = _plan(spec, state, partition_key, rebuild)
+    newest = max(state.partitions, default=None)
+    frontier = newest is None or partition_key >= newest
+    return replace(plan, observe_deletes=spec.capture_deletes and frontier)
+
+
+def _plan(spec: SourceSpec, state: SourceState, partition_key: str, rebuild: bool) -> PartitionPlan:
     if spec.load == "full":
         return PartitionPlan(partition_key, "full", rebuild=rebuild)
     previous = state.partitions.get(partition_key)

@@ -34,6 +34,11 @@ from platform_assets.ingestion.postgres.copy_streams import (
     extract_batches,
     psql_executable,
 )
+from platform_assets.ingestion.postgres.delete_capture import (
+    CapturedDeletes,
+    DeleteCapture,
+    capture_deletes,
+)
 from platform_assets.ingestion.postgres.load_planning import (
     WatermarkColumn,
 )
@@ -97,6 +102,7 @@ class Extracted:
     rows_kept: int
     source_count: int | None
     null_watermarks: NullWatermarks | None
+    deletes: CapturedDeletes | None = None
 
 
 def extract_to_parquet(
@@ -108,6 +114,7 @@ def extract_to_parquet(
     upload: FileFollower,
     previous: PreviousObject | None,
     null_capture_snapshot: str | None,
+    capture: DeleteCapture | None = None,
 ) -> Extracted:
     """Read ``request``'s rows in one snapshot into ``local`` (see module docstring)."""
     export = psql_executable() is not None
@@ -159,6 +166,7 @@ def extract_to_parquet(
                     raise
                 raise _not_utf8(str(e), snapshot) from e
         source_count = snapshot_reads.count(cur, request, extract_range) if request.reconcile else None
+        deletes = capture_deletes(cur, services.source, snapshot, request, mappings, key, capture) if capture else None
     parquet, loaded_max, preview, rows_from_source = written
     return Extracted(
         mappings=mappings,
@@ -173,6 +181,7 @@ def extract_to_parquet(
         rows_kept=parquet.row_count - rows_from_source,
         source_count=source_count,
         null_watermarks=nulls,
+        deletes=deletes,
     )
 
 

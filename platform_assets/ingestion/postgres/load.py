@@ -23,6 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from platform_assets.ingestion.postgres.delete_capture import (
+    DeletesRequest,
+    prepare_capture,
+    store_deletes,
+)
 from platform_assets.ingestion.postgres.extract import Extracted, extract_to_parquet
 from platform_assets.ingestion.postgres.load_planning import (
     LoadMode,
@@ -84,6 +89,8 @@ class LoadRequest:
     key_columns: tuple[str, ...] = ()
     reconcile: bool = False
     """Count the range's rows in the extract's snapshot (``source_count`` in the result)."""
+    deletes: DeletesRequest | None = None
+    """Set for sources that capture deletes."""
     schema_policy: SchemaPolicy = "evolve"
     partition_key: str | None = None
     dagster_run_id: str | None = None
@@ -135,10 +142,13 @@ def _load(
     )
     with staged_upload(services, request.object_key) as stage:
         previous = _previous_object(request, services, stage.directory)
+        capture = prepare_capture(request, services, stage.directory)
         extract = extract_to_parquet(
-            request, services, stored, stage.local, gate, stage.upload, previous, state.null_capture_snapshot
+            request, services, stored, stage.local, gate, stage.upload, previous, state.null_capture_snapshot,
+            capture,
         )
         stage.publish(platform, request.source_name, extract.parquet.size_bytes)
+        deletes = store_deletes(request, services, platform, extract.deletes, run_id)
 
     watermark_before = stored.value if stored else None
     watermark_after, watermark_update = _watermark_update(request, platform, extract, stored, watermark_before)
@@ -164,11 +174,18 @@ def _load(
             watermark_reset=request.watermark_reset,
             rebuild=request.rebuild,
             rows_kept=extract.rows_kept if request.merge else None,
+            deleted_rows=deletes.rows if deletes else None,
+            deletes_object_key=deletes.object_key if deletes else None,
+            key_set_object_key=deletes.key_set if deletes else None,
         ),
         watermark_update,
     )
     log.info("%s: %d rows -> %s", request.source_name, extract.parquet.row_count, uri)
-    return _result(request, run_id, uri, extract, schema, gate, recorded_range, watermark_before, watermark_after)
+    return replace(
+        _result(request, run_id, uri, extract, schema, gate, recorded_range, watermark_before, watermark_after),
+        deleted_rows=deletes.rows if deletes else None,
+        deletes_uri=services.uri(deletes.object_key) if deletes and deletes.object_key else None,
+    )
 
 
 def _previous_object(request: LoadRequest, services: Services, tmp: Path) -> PreviousObject | None:

@@ -20,9 +20,14 @@ from platform_assets.ingestion.partitions.postgres import (
     SourceSpec,
     plan_partition,
 )
+from platform_assets.ingestion.postgres.delete_capture import DeletesRequest
 from platform_assets.ingestion.postgres.late_rows import late_partitions
 from platform_assets.ingestion.postgres.load import LoadRequest, run_locked
-from platform_assets.ingestion.postgres.source_state import read_source_state
+from platform_assets.ingestion.postgres.source_state import (
+    SourceState,
+    read_source_state,
+)
+from platform_assets.ingestion.postgres.tombstone_repair import restore_tombstones
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.sink.load_result import TableLoadResult
 from platform_assets.ingestion.tracking.run_scope import locked_source
@@ -59,8 +64,10 @@ def load_partition(
     check = verify or (lambda result: None)
     with locked_source(services, spec.source_name) as platform:
         state = read_source_state(platform, spec.source_name)
+        if restore_tombstones(services, platform, spec.source_name, state):
+            state = read_source_state(platform, spec.source_name)
         plan = plan_partition(spec, state, partition_key, rebuild)
-        result = run_locked(request_for(spec, plan, dagster_run_id), services, platform, state)
+        result = run_locked(request_for(spec, plan, dagster_run_id, state), services, platform, state)
         verified = [check(result)]
         if spec.load != "incremental":
             return PartitionOutcome(result, verified=verified)
@@ -77,7 +84,7 @@ def load_partition(
         for key, rows in sorted(late.items()):
             log.info("%s: %d late row(s) in partition %s; loading it again", spec.source_name, rows, key)
             try:
-                reloaded = run_locked(request_for(spec, plan_partition(spec, state, key), dagster_run_id),
+                reloaded = run_locked(request_for(spec, plan_partition(spec, state, key), dagster_run_id, state),
                                       services, platform, state)
             except TransientError:
                 raise
@@ -91,7 +98,19 @@ def load_partition(
         return PartitionOutcome(result, reloads, errors, verified)
 
 
-def request_for(spec: SourceSpec, plan: PartitionPlan, dagster_run_id: str | None) -> LoadRequest:
+def _deletes(spec: SourceSpec, plan: PartitionPlan, state: SourceState) -> DeletesRequest:
+    previous = state.partitions.get(plan.partition_key)
+    return DeletesRequest(
+        observe=plan.observe_deletes,
+        tombstone_key=spec.deletes_object_key(plan.partition_key),
+        key_set_key=spec.key_set_pattern,
+        previous_key_set=state.key_set,
+        previous_deleted=(previous.deleted_rows or 0) if previous else 0,
+        previous_tombstone=previous.deletes_object_key if previous else None,
+    )
+
+
+def request_for(spec: SourceSpec, plan: PartitionPlan, dagster_run_id: str | None, state: SourceState) -> LoadRequest:
     """The engine's request for a planned partition load."""
     return LoadRequest(
         source_name=spec.source_name,
@@ -114,6 +133,7 @@ def request_for(spec: SourceSpec, plan: PartitionPlan, dagster_run_id: str | Non
         watermark_reset=plan.watermark_reset,
         key_columns=spec.key_columns,
         reconcile=True,
+        deletes=_deletes(spec, plan, state) if spec.capture_deletes else None,
         schema_policy=spec.schema_policy,
         partition_key=plan.partition_key,
         dagster_run_id=dagster_run_id,

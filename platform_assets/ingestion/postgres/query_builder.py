@@ -218,3 +218,21 @@ def strip_statement(query: str) -> str:
 
 def copy_statement(select: str) -> str:
     return f"COPY ({select}) TO STDOUT (FORMAT text)"
+
+
+def key_query(schema: str, table: str, key: list[ColumnMapping], collated: frozenset[str]) -> sql.Composable:
+    """SELECT of every row's key, sorted (text by byte order: ``COLLATE "C"``), NULL keys left out.
+
+    A primary key in its own order is read from its index without a sort.
+    """
+    names = [sql.Identifier(m.column.name) for m in key]
+    order = [
+        sql.SQL('{} COLLATE "C"').format(name) if m.column.type_name in collated else name
+        for name, m in zip(names, key)
+    ]
+    return sql.SQL("SELECT {cols} FROM {rel} WHERE {not_null} ORDER BY {order}").format(
+        cols=select_list(key),
+        rel=relation(schema, table),
+        not_null=sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(n) for n in names),
+        order=sql.SQL(", ").join(order),
+    )

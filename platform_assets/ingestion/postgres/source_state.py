@@ -3,8 +3,8 @@
 One place holds the per-source state every plan needs: the stored watermark and
 the value the platform itself last wrote (so a manual reset is seen), the latest
 successful load of each partition (its recorded range and snapshot), the frontier
-of an integer source (the load holding the highest range), and the newest load that
-read the rows whose watermark is NULL.
+of an integer source (the load holding the highest range), the newest load that
+read the rows whose watermark is NULL, and the newest key set (deletes capture).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class PartitionLoad:
     taken_at: dt.datetime | None
     needs_late_check: bool
     object_key: str
+    deleted_rows: int | None = None
+    """Rows of the partition's tombstone (sources that capture deletes)."""
+    deletes_object_key: str | None = None
 
     @property
     def range_upper(self) -> str | None:
@@ -50,6 +53,10 @@ class SourceState:
     frontier: PartitionLoad | None = None
     null_capture_snapshot: str | None = None
     """Snapshot of the newest load that read the NULL-watermark rows (None: none did)."""
+    key_set: str | None = None
+    """Object key of the newest key set (sources that capture deletes; None: none yet)."""
+    unfinished_tombstones: list[tuple[int, str, str]] = field(default_factory=list)
+    """(run id, partition, tombstone key) of failed runs that may have overwritten a tombstone."""
 
     def reset(self) -> dict[str, Any] | None:
         """The guide's UPDATE or DELETE of the watermark since the platform last wrote it."""
@@ -63,7 +70,7 @@ class SourceState:
 
 _LATEST_PER_PARTITION = """
 SELECT DISTINCT ON (partition_key) id, partition_key, load_mode, extract_range, source_snapshot,
-       snapshot_taken_at, needs_late_check, object_key
+       snapshot_taken_at, needs_late_check, object_key, deleted_rows, deletes_object_key
 FROM data_platform.ingestion_metadata
 WHERE source_name = %s AND status = 'success' AND partition_key IS NOT NULL
 ORDER BY partition_key, id DESC
@@ -72,6 +79,17 @@ ORDER BY partition_key, id DESC
 _FRONTIER = """
 SELECT max(id) FROM data_platform.ingestion_metadata
 WHERE source_name = %s AND status = 'success' AND partition_key IS NOT NULL AND load_mode = ANY(%s)
+"""
+
+_KEY_SET = """
+SELECT key_set_object_key FROM data_platform.ingestion_metadata
+WHERE source_name = %s AND status = 'success' AND key_set_object_key IS NOT NULL
+ORDER BY id DESC LIMIT 1
+"""
+
+_UNFINISHED_TOMBSTONES = """
+SELECT id, partition_key, deletes_object_key FROM data_platform.ingestion_metadata
+WHERE source_name = %s AND status = 'failed' AND deletes_object_key IS NOT NULL ORDER BY id
 """
 
 _NULL_CAPTURE = """
@@ -92,6 +110,10 @@ def read_source_state(conn: Any, source_name: str) -> SourceState:
         frontier_id = cur.fetchone()[0]
         cur.execute(_NULL_CAPTURE, (source_name,))
         null_capture = cur.fetchone()
+        cur.execute(_KEY_SET, (source_name,))
+        key_set = cur.fetchone()
+        cur.execute(_UNFINISHED_TOMBSTONES, (source_name,))
+        unfinished = [tuple(row) for row in cur.fetchall()]
         last_written, wrote = _last_written(cur, source_name, watermark)
     frontier = next((p for p in partitions.values() if p.run_id == frontier_id), None)
     return SourceState(
@@ -101,6 +123,8 @@ def read_source_state(conn: Any, source_name: str) -> SourceState:
         partitions=partitions,
         frontier=frontier,
         null_capture_snapshot=null_capture[0] if null_capture else None,
+        key_set=key_set[0] if key_set else None,
+        unfinished_tombstones=unfinished,
     )
 
 
@@ -123,7 +147,7 @@ def _last_written(cur: Any, source_name: str, watermark: watermark_store.StoredW
 
 
 def _partition_load(row: tuple) -> PartitionLoad:
-    run_id, partition_key, mode, extract_range, snapshot, taken_at, late, object_key = row
+    run_id, partition_key, mode, extract_range, snapshot, taken_at, late, object_key, deleted, deletes_key = row
     return PartitionLoad(
         run_id=run_id,
         partition_key=partition_key,
@@ -133,4 +157,6 @@ def _partition_load(row: tuple) -> PartitionLoad:
         taken_at=taken_at,
         needs_late_check=late,
         object_key=object_key,
+        deleted_rows=deleted,
+        deletes_object_key=deletes_key,
     )

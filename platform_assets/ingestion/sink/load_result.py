@@ -58,12 +58,17 @@ class TableLoadResult(LoadResult):
     watermark_type: str | None = None
     watermark_before: str | None = None
     watermark_after: str | None = None
+    deleted_rows: int | None = None
+    """Rows of the partition's tombstone (sources that capture deletes; else None)."""
+    deletes_uri: str | None = None
 
     def as_guide_dict(self) -> dict[str, Any]:
         result = super().as_guide_dict()
         if not self.watermark_column:
             for name in WATERMARK_FIELDS:
                 del result[name]
+        if self.deleted_rows is None:
+            del result["deleted_rows"], result["deletes_uri"]
         return result
 
 

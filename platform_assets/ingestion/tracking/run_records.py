@@ -90,6 +90,9 @@ class RunSuccess:
     watermark_reset: dict[str, Any] | None = None
     rebuild: bool = False
     rows_kept: int | None = None
+    deleted_rows: int | None = None
+    deletes_object_key: str | None = None
+    key_set_object_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,8 @@ def commit_success(
                 "file_size_bytes = %s, checksum = %s, watermark_before = %s, watermark_after = %s, "
                 "extract_range = %s, source_snapshot = %s, snapshot_taken_at = %s, "
                 "needs_late_check = %s, schema_changes = %s, watermark_reset = %s, rebuild = %s, "
-                "rows_kept = %s, finished_at = now(), error_message = NULL "
+                "rows_kept = %s, deleted_rows = %s, deletes_object_key = %s, key_set_object_key = %s, "
+                "finished_at = now(), error_message = NULL "
                 "WHERE id = %s",
                 (
                     result.row_count, result.file_size_bytes, result.checksum,
@@ -144,7 +148,8 @@ def commit_success(
                     result.source_snapshot, result.snapshot_taken_at, result.needs_late_check,
                     Json(result.schema_changes) if result.schema_changes else None,
                     Json(result.watermark_reset) if result.watermark_reset else None,
-                    result.rebuild, result.rows_kept, run_id,
+                    result.rebuild, result.rows_kept, result.deleted_rows, result.deletes_object_key,
+                    result.key_set_object_key, run_id,
                 ),
             )
             if watermark is not None:
@@ -191,6 +196,17 @@ def commit_success(
                 f"{source_name}: the data was stored but recording the run failed: {str(e).strip()}; "
                 "the run stays 'running' until the next run of the source marks it failed"
             ) from e
+
+
+def note_tombstone_written(conn: Any, run_id: int, object_key: str | None) -> None:
+    """Record on a ``running`` row that it is about to overwrite a partition's tombstone
+    (None: the tombstone of that failed run was restored). If the run fails before it
+    commits, the next run of the source restores the tombstone to what was committed."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE data_platform.ingestion_metadata SET deletes_object_key = %s WHERE id = %s",
+            (object_key, run_id),
+        )
 
 
 def clear_late_check(conn: Any, run_id: int) -> None:
