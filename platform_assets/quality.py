@@ -2,14 +2,16 @@
 
 Every rule reads only the columns it needs, batch by batch (``unique`` keeps the
 key columns of the partition), so checks work on partitions larger than memory.
-Each outcome carries the failing rows' count and a small sample of them.
+Each outcome carries the failing rows' count and a small sample of them: the checked
+columns, the row's key when the source has one, and ``_row``, the row's 1-based
+position in its object (with ``_object`` when the partition has several objects).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,23 +46,38 @@ class MissingColumn(Exception):
     pass
 
 
-def evaluate(check: Any, files: list[Path]) -> CheckOutcome:
+@dataclass(frozen=True)
+class Rows:
+    """The partition's objects, local copies first, and what identifies a row in a sample."""
+
+    files: list[Path]
+    key_columns: Sequence[str] = ()
+    object_keys: Sequence[str] = ()
+    source_name: str = ""
+
+    def label(self, index: int) -> str:
+        return self.object_keys[index] if index < len(self.object_keys) else self.files[index].name
+
+
+def evaluate(check: Any, files: list[Path] | Rows) -> CheckOutcome:
     """Run one declared check over the partition's Parquet files."""
+    rows = files if isinstance(files, Rows) else Rows(files)
+    files = rows.files
     try:
         if isinstance(check, RowCountCheck):
             return row_count(files, check.min, check.max)
         if isinstance(check, NotNullCheck):
-            return not_null(files, check.columns)
+            return not_null(rows, check.columns)
         if isinstance(check, UniqueCheck):
-            return unique(files, check.columns)
+            return unique(rows, check.columns)
         if isinstance(check, AcceptedValuesCheck):
-            return accepted_values(files, check.column, check.values)
+            return accepted_values(rows, check.column, check.values)
         if isinstance(check, RangeCheck):
-            return value_range(files, check.column, check.min, check.max)
+            return value_range(rows, check.column, check.min, check.max)
         if isinstance(check, PanderaCheck):
             return pandera_schema(files, check.schema_ref)
     except MissingColumn as e:
-        return CheckOutcome(False, details={"error": str(e)})
+        return CheckOutcome(False, details={"error": f"check {check.name!r}: {e}"})
     raise TypeError(f"unknown check {check!r}")
 
 
@@ -70,28 +87,53 @@ def row_count(files: list[Path], minimum: int, maximum: int | None) -> CheckOutc
     return CheckOutcome(passed, details={"row_count": rows, "min": minimum, "max": maximum})
 
 
-def _batches(files: list[Path], columns: list[str]) -> Iterator[pa.RecordBatch]:
-    for path in files:
+def _rows(files: list[Path] | Rows) -> Rows:
+    return files if isinstance(files, Rows) else Rows(files)
+
+
+def _parquet_files(rows: Rows, columns: list[str]) -> Iterator[tuple[int, pq.ParquetFile]]:
+    for index, path in enumerate(rows.files):
         parquet = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        names = parquet.schema_arrow.names
+        missing = [c for c in columns if c not in names]
         if missing:
-            raise MissingColumn(f"columns {missing} are not in {path.name} ({parquet.schema_arrow.names})")
+            source = f"source {rows.source_name!r}" if rows.source_name else "the source"
+            raise MissingColumn(
+                f"columns {missing} are not columns of {source} (object {rows.label(index)} has {names}); "
+                "fix the check's columns in the registry"
+            )
+        yield index, parquet
+
+
+def _batches(files: list[Path] | Rows, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    for _, parquet in _parquet_files(_rows(files), columns):
         yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
-def _failing(files: list[Path], columns: list[str], failing_mask: Any) -> CheckOutcome:
+def _failing(files: list[Path] | Rows, columns: list[str], failing_mask: Any) -> CheckOutcome:
+    """Rows where ``failing_mask`` holds; the sample names each row by key and position."""
+    rows = _rows(files)
     count, sample = 0, []
-    for batch in _batches(files, columns):
-        mask = pc.fill_null(failing_mask(batch), False)
-        hits = int(pc.sum(mask).as_py() or 0)
-        if hits:
+    for index, parquet in _parquet_files(rows, columns):
+        names = parquet.schema_arrow.names
+        identity = [c for c in rows.key_columns if c in names and c not in columns]
+        position = 0
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=[*identity, *columns]):
+            mask = pc.fill_null(failing_mask(batch), False)
+            hits = int(pc.sum(mask).as_py() or 0)
+            if hits and len(sample) < SAMPLE_ROWS:
+                wanted = SAMPLE_ROWS - len(sample)
+                numbers = pc.add(pa.array(range(position, position + batch.num_rows), pa.int64()), 1)
+                for row, number in zip(batch.filter(mask).slice(0, wanted).to_pylist(),
+                                       numbers.filter(mask).slice(0, wanted).to_pylist()):
+                    located = {"_row": number, **({"_object": rows.label(index)} if len(rows.files) > 1 else {})}
+                    sample.append({**located, **row})
             count += hits
-            if len(sample) < SAMPLE_ROWS:
-                sample += batch.filter(mask).slice(0, SAMPLE_ROWS - len(sample)).to_pylist()
+            position += batch.num_rows
     return CheckOutcome(count == 0, count, _printable(sample))
 
 
-def not_null(files: list[Path], columns: list[str]) -> CheckOutcome:
+def not_null(files: list[Path] | Rows, columns: list[str]) -> CheckOutcome:
     def mask(batch: pa.RecordBatch) -> pa.Array:
         result = pc.is_null(batch.column(columns[0]))
         for name in columns[1:]:
@@ -101,7 +143,7 @@ def not_null(files: list[Path], columns: list[str]) -> CheckOutcome:
     return _failing(files, columns, mask)
 
 
-def accepted_values(files: list[Path], column: str, values: list[Any]) -> CheckOutcome:
+def accepted_values(files: list[Path] | Rows, column: str, values: list[Any]) -> CheckOutcome:
     def mask(batch: pa.RecordBatch) -> pa.Array:
         array = batch.column(column)
         allowed = pa.array(values).cast(array.type) if array.type != pa.string() else pa.array([str(v) for v in values])
@@ -112,7 +154,7 @@ def accepted_values(files: list[Path], column: str, values: list[Any]) -> CheckO
     return outcome
 
 
-def value_range(files: list[Path], column: str, minimum: Any, maximum: Any) -> CheckOutcome:
+def value_range(files: list[Path] | Rows, column: str, minimum: Any, maximum: Any) -> CheckOutcome:
     def mask(batch: pa.RecordBatch) -> pa.Array:
         array = batch.column(column)
         result = pa.array([False] * len(array))
@@ -142,7 +184,7 @@ def _scalar(value: Any, arrow_type: pa.DataType) -> pa.Scalar:
     return pa.scalar(value).cast(arrow_type)
 
 
-def unique(files: list[Path], columns: list[str]) -> CheckOutcome:
+def unique(files: list[Path] | Rows, columns: list[str]) -> CheckOutcome:
     batches = list(_batches(files, columns))
     if not any(b.num_rows for b in batches):
         return CheckOutcome(True)

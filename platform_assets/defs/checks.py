@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.sink.load_result import TableLoadResult
 from platform_assets.ingestion.sink.parquet import file_md5
-from platform_assets.quality import CheckOutcome, evaluate
+from platform_assets.quality import CheckOutcome, Rows, evaluate
 from platform_assets.registry_checks import RowCountCheck
 
 STORED_OBJECT = "stored_object_matches_record"
@@ -109,8 +109,10 @@ def run_checks(
             results.append(_result(key, RECONCILIATION, "WARN", _reconciliation(load_result)))
             if getattr(source, "watermark_column", None):
                 results.append(_result(key, NULL_WATERMARKS, "WARN", _null_watermarks(load_result)))
+        rows = Rows(files, key_columns=load_result.key_columns if load_result else (),
+                    object_keys=[stored.object_key for stored in objects], source_name=source.name)
         for check in declared_checks(source):
-            results.append(_result(key, check.name, check.severity, evaluate(check, files)))
+            results.append(_result(key, check.name, check.severity, evaluate(check, rows)))
     return results
 
 

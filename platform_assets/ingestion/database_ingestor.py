@@ -66,8 +66,11 @@ def extract_with_custom_query(
     return _run(request, services)
 
 
-def default_object_key(name: str, execution_date: str) -> str:
-    return f"postgres/{name}/{execution_date}/{name}.parquet"
+def default_object_key(name: str, execution_date: str, schema: str = "public") -> str:
+    """``postgres/<table>/<date>/<table>.parquet``; a table outside ``public`` is
+    ``<schema>.<table>`` in the folder, so same-named tables of two schemas never share a key."""
+    folder = name if schema == "public" else f"{schema}.{name}"
+    return f"postgres/{folder}/{execution_date}/{name}.parquet"
 
 
 def _table_request(
@@ -76,7 +79,7 @@ def _table_request(
     ds = execution_date_text(execution_date)
     return LoadRequest(
         source_name=f"{schema}.{table_name}",
-        object_key=object_key or default_object_key(table_name, ds),
+        object_key=object_key or default_object_key(table_name, ds, schema),
         execution_date=ds,
         schema=schema,
         table=table_name,

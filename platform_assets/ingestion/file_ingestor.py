@@ -7,16 +7,17 @@ its result dict has the same shape: ``uri``, ``row_count``, ``file_size_bytes``,
 ``checksum`` (MD5 of the stored Parquet object), ``source_name``,
 ``execution_date``, ``status``, plus ``file`` and ``schema``.
 
-Batch object keys: ``files/<path relative to the directory>/<date>/<stem>.parquet``
-(the stem drops ``.csv``, ``.json``, ``.ndjson``, ``.jsonl``, ``.tsv`` and ``.gz``),
-so two files of one directory never share a key.
+Batch object keys: ``files/<relative folder>/<stem>/<date>/<file name>.parquet``
+(the stem drops ``.csv``, ``.json``, ``.ndjson``, ``.jsonl``, ``.tsv`` and ``.gz``; the
+object keeps the whole file name), so ``a.csv`` and ``a.csv.gz`` share a folder but
+never an object: the key is a one-to-one function of the relative path.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from platform_assets.ingestion.dates import execution_date_text
@@ -109,7 +110,10 @@ def batch_ingest_files(
     for path in matches:
         try:
             key = batch_object_key(root, path, ds)
-            if path.is_file() and not _known_format(path):
+            if path.is_dir() and not _known_format(path):
+                _record_refusal(services, path, key, ds, f"{path}: is a directory; narrow the pattern "
+                                f"{pattern!r} to files ({CSV_SUFFIXES + JSON_SUFFIXES})")
+            if not _known_format(path):
                 _record_refusal(services, path, key, ds, f"{path}: unknown file type; expected one of "
                                 f"{CSV_SUFFIXES + JSON_SUFFIXES}")
             if file_format(path) == "csv":
@@ -168,6 +172,7 @@ def file_format(path: Path) -> str:
 
 
 def batch_object_key(root: Path, path: Path, execution_date: str) -> str:
-    relative = path.relative_to(root).as_posix()
-    return f"files/{relative}/{execution_date}/{file_stem(relative)}.parquet"
+    relative = PurePosixPath(path.relative_to(root).as_posix())
+    folder = relative.parent / (file_stem(relative.name) or relative.name)
+    return f"files/{folder.as_posix().removeprefix('./')}/{execution_date}/{relative.name}.parquet"
 

@@ -18,6 +18,7 @@ from typing import Any
 from platform_assets.ingestion.errors import IngestionError, SchemaDetectionError
 from platform_assets.ingestion.files.convert import convert_csv, convert_json
 from platform_assets.ingestion.files.csv_reader import CsvOptions
+from platform_assets.ingestion.partitions.files import default_delimiter
 from platform_assets.ingestion.postgres import catalog as pg_catalog
 from platform_assets.ingestion.postgres.session import read_only_snapshot
 from platform_assets.ingestion.postgres.type_mapping import map_column
@@ -31,7 +32,9 @@ from platform_resources.config import PostgresSettings
 def detect_csv_schema(file_path: str | Path, options: CsvOptions | None = None) -> dict[str, Any]:
     path = _readable(Path(file_path), "CSV")
     with tempfile.TemporaryDirectory(prefix="detect-") as tmp:
-        converted = convert_csv(path, Path(tmp) / "schema.parquet", options or CsvOptions())
+        converted = convert_csv(
+            path, Path(tmp) / "schema.parquet", options or CsvOptions(delimiter=default_delimiter(path.name))
+        )
     return file_schema_metadata(converted)
 
 

@@ -190,6 +190,24 @@ def test_full_load_default_key_and_execution_date(services: Any, pg_conn: Any, p
         extract_table_full("products", execution_date="yesterday", services=services)
 
 
+def test_same_named_tables_of_two_schemas_get_default_keys_of_their_own(services: Any, pg_conn: Any) -> None:
+    # Regression: the default key held the table name only, so ``sales.orders`` overwrote
+    # ``public.orders`` (both recorded as successes).
+    query(pg_conn, "CREATE SCHEMA sales")
+    query(pg_conn, "CREATE TABLE orders (id int PRIMARY KEY)")
+    query(pg_conn, "CREATE TABLE sales.orders (id int PRIMARY KEY)")
+    query(pg_conn, "INSERT INTO orders VALUES (1); INSERT INTO sales.orders VALUES (2), (3)")
+    ds = "2024-03-05"
+
+    public = extract_table_full("orders", "public", execution_date=ds, services=services)
+    sales = extract_table_full("orders", "sales", execution_date=ds, services=services)
+
+    assert public["object_key"] == f"postgres/orders/{ds}/orders.parquet"
+    assert sales["object_key"] == f"postgres/sales.orders/{ds}/orders.parquet"
+    assert read_parquet(services, public["object_key"]).column("id").to_pylist() == [1]
+    assert read_parquet(services, sales["object_key"]).column("id").to_pylist() == [2, 3]
+
+
 def test_full_load_from_system_table_and_view(services: Any, pg_conn: Any, products: None) -> None:
     ds = "2024-03-05"
     key = f"postgres/system/tables/{ds}/tables.parquet"

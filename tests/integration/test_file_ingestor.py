@@ -240,23 +240,23 @@ def test_guide_batch_snippet(services, pg_conn, tmp_path):
             printed.append(f"Error: {r['file']} - {r['error']}")
 
     bucket = services.bronze_bucket
-    assert printed[0] == f"Success: s3://{bucket}/files/a_customers.csv/{DS}/a_customers.parquet (3 rows)"
+    assert printed[0] == f"Success: s3://{bucket}/files/a_customers/{DS}/a_customers.csv.parquet (3 rows)"
     assert printed[1].startswith(f"Error: {directory / 'b_ragged.csv'} - ")
     assert "b_ragged.csv" in printed[1] and "columns" in printed[1]
-    assert printed[2] == f"Success: s3://{bucket}/files/c_screen.csv/{DS}/c_screen.parquet (3 rows)"
+    assert printed[2] == f"Success: s3://{bucket}/files/c_screen/{DS}/c_screen.csv.parquet (3 rows)"
     assert len(results) == 3
 
     assert set(results[1]) >= {"file", "error"} and "uri" not in results[1]
     assert_failed(
-        services, pg_conn, "b_ragged.csv", f"files/b_ragged.csv/{DS}/b_ragged.parquet",
+        services, pg_conn, "b_ragged.csv", f"files/b_ragged/{DS}/b_ragged.csv.parquet",
         results[1]["error"], "csv",
     )
     for r, name in ((results[0], "a_customers.csv"), (results[2], "c_screen.csv")):
-        key = f"files/{name}/{DS}/{Path(name).stem}.parquet"
+        key = f"files/{Path(name).stem}/{DS}/{name}.parquet"
         assert_loaded(services, pg_conn, r, directory / name, key, "csv")
     assert bucket_keys(services) == [
-        f"files/a_customers.csv/{DS}/a_customers.parquet",
-        f"files/c_screen.csv/{DS}/c_screen.parquet",
+        f"files/a_customers/{DS}/a_customers.csv.parquet",
+        f"files/c_screen/{DS}/c_screen.csv.parquet",
     ]
     assert runs(pg_conn, "people.tsv") == []
 
@@ -861,7 +861,7 @@ def test_batch_with_mixed_good_and_bad_files(services, pg_conn, tmp_path):
     for r in results:
         path = Path(r["file"])
         key = file_ingestor.batch_object_key(directory, path, DS)
-        assert key == f"files/{path.name}/{DS}/{file_stem(path.name)}.parquet"
+        assert key == f"files/{file_stem(path.name)}/{DS}/{path.name}.parquet"
         if path.name in GOOD_ROWS:
             assert "uri" in r, r
             assert r["row_count"] == GOOD_ROWS[path.name]
@@ -891,9 +891,9 @@ def test_batch_recursive_pattern_gives_every_file_its_own_key(services, pg_conn,
         str(directory / "a.csv"), str(directory / "a.csv.gz"), str(directory / "sub" / "a.csv")
     ]
     keys = [
-        f"files/a.csv/{DS}/a.parquet",
-        f"files/a.csv.gz/{DS}/a.parquet",
-        f"files/sub/a.csv/{DS}/a.parquet",
+        f"files/a/{DS}/a.csv.parquet",
+        f"files/a/{DS}/a.csv.gz.parquet",
+        f"files/sub/a/{DS}/a.csv.parquet",
     ]
     assert [r["object_key"] for r in results] == keys
     assert [read_parquet(services, k).column("v").to_pylist() for k in keys] == [[1], [2, 3], [4, 5, 6]]
@@ -935,7 +935,7 @@ def test_batch_skips_symlinks_pointing_outside(services, pg_conn, tmp_path):
     assert {r["source_name"] for r in runs(pg_conn)} == {"a.csv", "inside_link.csv"}
     assert runs(pg_conn, "link.csv") == [] and runs(pg_conn, "secret.csv") == []
     assert bucket_keys(services) == [
-        f"files/a.csv/{DS}/a.parquet", f"files/inside_link.csv/{DS}/inside_link.parquet"
+        f"files/a/{DS}/a.csv.parquet", f"files/inside_link/{DS}/inside_link.csv.parquet"
     ]
     assert batch_ingest_files(directory, "linked_dir/*.csv", DS, services=services) == []
 
@@ -975,3 +975,41 @@ def test_widening_after_parts_were_uploaded_stores_the_rewritten_file(
     assert table.column("n").to_pylist()[-1] == "n/a"
     listed = services.store.client.list_multipart_uploads(Bucket=services.bronze_bucket)
     assert listed.get("Uploads", []) == []
+
+
+def test_batch_folders_drop_the_extension_and_objects_keep_the_name(tmp_path):
+    # Regression: keys were files/api_prices.csv/<date>/api_prices.parquet (the
+    # extension in the folder); twins of one stem must still get objects of their own.
+    root = tmp_path / "input"
+    keys = {
+        name: file_ingestor.batch_object_key(root, root / name, DS)
+        for name in ("api_prices.csv", "api_prices.csv.gz", "api_prices.json", "sub/api_prices.csv", ".csv")
+    }
+    assert keys == {
+        "api_prices.csv": f"files/api_prices/{DS}/api_prices.csv.parquet",
+        "api_prices.csv.gz": f"files/api_prices/{DS}/api_prices.csv.gz.parquet",
+        "api_prices.json": f"files/api_prices/{DS}/api_prices.json.parquet",
+        "sub/api_prices.csv": f"files/sub/api_prices/{DS}/api_prices.csv.parquet",
+        ".csv": f"files/.csv/{DS}/.csv.parquet",
+    }
+
+
+def test_a_directory_matching_the_batch_glob_gets_a_failed_row(services, pg_conn, tmp_path):
+    directory = tmp_path / "input"
+    (directory / "sub").mkdir(parents=True)
+    (directory / "a.csv").write_text("v\n1\n")
+
+    results = batch_ingest_files(directory, "*", DS, services=services)
+
+    assert [r.get("status") for r in results] == ["success", "failed"]
+    assert "is a directory" in results[1]["error"] and "'*'" in results[1]["error"]
+    [run] = runs(pg_conn, "sub")
+    assert run["status"] == "failed" and "is a directory" in run["error_message"]
+
+
+def test_detect_csv_schema_reads_tsv_with_tabs_as_a_load_does(tmp_path):
+    from platform_assets.ingestion.schema_detector import detect_csv_schema
+
+    path = tmp_path / "prices.tsv"
+    path.write_text("sku\tprice\nA\t1.5\n")
+    assert [c["name"] for c in detect_csv_schema(path)["columns"]] == ["sku", "price"]

@@ -654,15 +654,15 @@ def test_declared_checks_pass_on_good_data_and_fail_on_bad_data(pg, pg_conn, sto
         assert _meta(evaluation, "failing_rows") == failing, (name, evaluation.metadata)
         assert evaluation.blocking is False
 
-    assert _meta(evaluations["not_null_sku"], "sample") == [{"sku": None}]
+    assert _meta(evaluations["not_null_sku"], "sample") == [{"_row": 4, "sku": None}]  # no key: the row's position
     assert _meta(evaluations["unique_id"], "sample") == [{"id": 3, "occurrences": 2}]
     assert _meta(evaluations["unique_id"], "duplicate_keys") == 1
     assert _meta(evaluations["unique_sku_region"], "sample") == [{"sku": "A-1", "region": "eu", "occurrences": 2}]
-    assert _meta(evaluations["accepted_values_status"], "sample") == [{"status": "bogus"}]
+    assert _meta(evaluations["accepted_values_status"], "sample") == [{"_row": 7, "status": "bogus"}]
     assert _meta(evaluations["accepted_values_status"], "accepted") == ["active", "retired"]
     assert sorted(r["price"] for r in _meta(evaluations["range_price"], "sample")) == ["-1.00", "1000.01"]
     assert (_meta(evaluations["range_price"], "min"), _meta(evaluations["range_price"], "max")) == (0, 1000)
-    assert _meta(evaluations["range_created_at"], "sample") == [{"created_at": "2023-12-31 23:59:00+00:00"}]
+    assert _meta(evaluations["range_created_at"], "sample") == [{"_row": 9, "created_at": "2023-12-31 23:59:00+00:00"}]
     pandera_sample = _meta(evaluations["pandera_products"], "sample")
     assert {(s["column"], s["failure_case"]) for s in pandera_sample} == {("price", "-1.0"), ("status", "bogus")}
     assert _meta(evaluations["pandera_products"], "schema") == "tests.quality_rules:products"
@@ -758,7 +758,7 @@ def test_blocking_error_check_stops_downstream_assets(pg, pg_conn, store_setting
     assert evaluation.blocking is True
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert _meta(evaluation, "failing_rows") == 1
-    assert _meta(evaluation, "sample") == [{"sku": None}]
+    assert _meta(evaluation, "sample") == [{"_row": 4, "sku": None}]  # no key: the row's position
     defs = build_definitions(registry)
     [spec] = [s for s in defs.get_assets_def(_pg_key("products")).check_specs if s.name == "not_null_sku"]
     assert spec.blocking
@@ -846,7 +846,7 @@ def test_source_reconciliation_warns_when_counts_differ(services, tmp_path):
     source = PostgresSource(name="things", table="things")
 
     def reconciled(counted: int) -> Any:
-        load = SimpleNamespace(rows_from_source=3, source_count=counted, rows_kept=0, merged=False)
+        load = SimpleNamespace(rows_from_source=3, source_count=counted, rows_kept=0, merged=False, key_columns=[])
         return _by_check(run_checks(_pg_key("things"), source, services, objects, load_result=load))[RECONCILIATION]
 
     matching = reconciled(3)

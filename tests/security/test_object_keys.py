@@ -196,7 +196,7 @@ def test_batch_files_whose_names_make_bad_keys_fail_alone(services, pg_conn, tmp
     for name in ("back\\slash.csv", "new\nline.csv", "ctrl\x01.csv"):
         assert by_name[name]["status"] == "failed"
         assert "object key" in by_name[name]["error"]
-    assert bucket_keys(services) == [f"files/good.csv/{DS}/good.parquet"]
+    assert bucket_keys(services) == [f"files/good/{DS}/good.csv.parquet"]
     statuses = {r["source_name"]: r["status"] for r in runs(pg_conn)}
     assert statuses.pop("good.csv") == "success"
     assert set(statuses.values()) == {"failed"}  # each refused file has its failed row

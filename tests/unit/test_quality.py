@@ -69,6 +69,30 @@ def test_row_count_of_nothing(write):
     assert quality.row_count([], 0, 0).details["row_count"] == 0
 
 
+def values(sample: list[dict]) -> list[dict]:
+    """A sample's rows without their position (``_row``, ``_object``)."""
+    return [{k: v for k, v in row.items() if k not in ("_row", "_object")} for row in sample]
+
+
+def test_sample_names_the_rows_key_and_position(write):
+    files = [write({"id": [7, 8], "a": [1, None]}), write({"id": [9], "a": [None]})]
+    rows = quality.Rows(files, key_columns=["id"], object_keys=["postgres/t/d1/t.parquet", "postgres/t/d1/u.parquet"],
+                        source_name="t")
+    outcome = quality.evaluate(NotNullCheck(type="not_null", columns=["a"]), rows)
+    assert outcome.sample == [
+        {"_row": 2, "_object": "postgres/t/d1/t.parquet", "id": 8, "a": None},
+        {"_row": 1, "_object": "postgres/t/d1/u.parquet", "id": 9, "a": None},
+    ]
+
+
+def test_a_check_on_a_missing_column_names_the_source_and_the_object(write):
+    rows = quality.Rows([write({"b": [1]})], object_keys=["postgres/t/d1/t.parquet"], source_name="shop.orders")
+    outcome = quality.evaluate(NotNullCheck(type="not_null", columns=["a"]), rows)
+    error = outcome.details["error"]
+    assert "source 'shop.orders'" in error and "postgres/t/d1/t.parquet" in error and "['a']" in error
+    assert "registry" in error
+
+
 # --- not_null ----------------------------------------------------------------------------
 
 
@@ -85,20 +109,26 @@ def test_not_null_counts_rows_with_a_null_in_any_column(write):
     outcome = quality.not_null(files, ["a", "b"])
     assert not outcome.passed
     assert outcome.failing_rows == 3  # rows 2, 3 and 4; row 3 has two nulls but counts once
-    assert outcome.sample == [{"a": None, "b": "y"}, {"a": None, "b": None}, {"a": 5, "b": None}]
+    assert outcome.sample == [
+        {"_row": 2, "_object": "part-0.parquet", "a": None, "b": "y"},
+        {"_row": 3, "_object": "part-0.parquet", "a": None, "b": None},
+        {"_row": 1, "_object": "part-1.parquet", "a": 5, "b": None},
+    ]
 
 
 def test_not_null_over_batches_and_files(write, small_batches):
     files = [write({"a": [1, None, 3, None, 5]}), write({"a": [None, None, 8]})]
     outcome = quality.not_null(files, ["a"])
     assert outcome.failing_rows == 4
-    assert outcome.sample == [{"a": None}] * 4
+    assert [(r["_object"], r["_row"]) for r in outcome.sample] == [
+        ("part-0.parquet", 2), ("part-0.parquet", 4), ("part-1.parquet", 1), ("part-1.parquet", 2)]
+    assert values(outcome.sample) == [{"a": None}] * 4
 
 
 def test_sample_is_capped_across_batches(write, small_batches):
     outcome = quality.not_null([write({"id": list(range(9)), "a": [None] * 9})], ["id", "a"])
     assert outcome.failing_rows == 9
-    assert outcome.sample == [{"id": i, "a": None} for i in range(quality.SAMPLE_ROWS)]
+    assert outcome.sample == [{"_row": i + 1, "id": i, "a": None} for i in range(quality.SAMPLE_ROWS)]
 
 
 def test_missing_column_is_a_failed_outcome_with_the_error(write):
@@ -106,7 +136,8 @@ def test_missing_column_is_a_failed_outcome_with_the_error(write):
     outcome = quality.evaluate(NotNullCheck(type="not_null", columns=["a"]), files)
     assert not outcome.passed
     assert outcome.failing_rows == 0
-    assert "columns ['a'] are not in part-1.parquet" in outcome.details["error"]
+    assert "check 'not_null_a'" in outcome.details["error"]
+    assert "columns ['a'] are not columns of the source (object part-1.parquet" in outcome.details["error"]
     assert "['b']" in outcome.details["error"]
 
 
@@ -170,7 +201,7 @@ def test_accepted_values_strings(write, small_batches):
     outcome = quality.accepted_values(files, "s", ["new", "paid"])
     assert not outcome.passed
     assert outcome.failing_rows == 2
-    assert outcome.sample == [{"s": "lost"}, {"s": "weird"}]
+    assert values(outcome.sample) == [{"s": "lost"}, {"s": "weird"}]
     assert outcome.details == {"accepted": ["new", "paid"]}
     assert quality.accepted_values(files, "s", ["new", "paid", "lost", "weird"]).passed
 
@@ -179,18 +210,18 @@ def test_accepted_values_numbers_cast_to_the_column_type(write):
     path = write({"n": pa.array([1, 2, 3], pa.int16())})
     assert quality.accepted_values([path], "n", [1, 2, 3]).passed
     outcome = quality.accepted_values([path], "n", [1, 2])
-    assert (outcome.passed, outcome.failing_rows, outcome.sample) == (False, 1, [{"n": 3}])
+    assert (outcome.passed, outcome.failing_rows, values(outcome.sample)) == (False, 1, [{"n": 3}])
 
 
 def test_accepted_values_on_a_string_column_compare_as_text(write):
     # Registry values may be numbers; on a text column they compare as their text.
     outcome = quality.accepted_values([write({"code": ["1", "2", "x"]})], "code", [1, 2])
-    assert outcome.failing_rows == 1 and outcome.sample == [{"code": "x"}]
+    assert outcome.failing_rows == 1 and values(outcome.sample) == [{"code": "x"}]
 
 
 def test_accepted_values_booleans(write):
     outcome = quality.accepted_values([write({"flag": [True, False, True]})], "flag", [True])
-    assert outcome.failing_rows == 1 and outcome.sample == [{"flag": False}]
+    assert outcome.failing_rows == 1 and values(outcome.sample) == [{"flag": False}]
 
 
 # --- range -------------------------------------------------------------------------------
@@ -201,7 +232,7 @@ def test_range_numeric_inclusive_bounds(write, small_batches):
     outcome = quality.value_range(files, "x", 0, 10)
     assert not outcome.passed
     assert outcome.failing_rows == 2  # nulls are not out of range
-    assert outcome.sample == [{"x": -0.5}, {"x": 10.5}]
+    assert values(outcome.sample) == [{"x": -0.5}, {"x": 10.5}]
     assert outcome.details == {"min": 0, "max": 10}
     assert quality.value_range(files[:1], "x", 0, 10).passed
 
@@ -214,10 +245,10 @@ def test_range_with_only_one_bound(write):
 
 
 def test_range_decimal_column(write):
-    values = pa.array([decimal.Decimal("0.99"), decimal.Decimal("1.00"), decimal.Decimal("99.99")], pa.decimal128(12, 2))
-    outcome = quality.value_range([write({"amount": values})], "amount", 1, 50.5)
+    amounts = pa.array([decimal.Decimal("0.99"), decimal.Decimal("1.00"), decimal.Decimal("99.99")], pa.decimal128(12, 2))
+    outcome = quality.value_range([write({"amount": amounts})], "amount", 1, 50.5)
     assert outcome.failing_rows == 2
-    assert outcome.sample == [{"amount": "0.99"}, {"amount": "99.99"}]
+    assert values(outcome.sample) == [{"amount": "0.99"}, {"amount": "99.99"}]
 
 
 def test_range_timestamp_with_string_bounds(write):
@@ -229,18 +260,18 @@ def test_range_timestamp_with_string_bounds(write):
         [write({"ts": stamps})], "ts", "2024-01-01T00:00:00+00:00", "2024-01-31T23:59:59+00:00"
     )
     assert outcome.failing_rows == 2
-    assert outcome.sample == [{"ts": "2023-12-31 23:00:00+00:00"}, {"ts": "2024-02-01 00:00:00+00:00"}]
+    assert values(outcome.sample) == [{"ts": "2023-12-31 23:00:00+00:00"}, {"ts": "2024-02-01 00:00:00+00:00"}]
 
 
 def test_range_date_with_string_bounds(write):
     days = pa.array([dt.date(2024, 1, 1), dt.date(2024, 3, 1)], pa.date32())
     outcome = quality.value_range([write({"d": days})], "d", "2024-01-01", "2024-02-01")
-    assert outcome.failing_rows == 1 and outcome.sample == [{"d": "2024-03-01"}]
+    assert outcome.failing_rows == 1 and values(outcome.sample) == [{"d": "2024-03-01"}]
 
 
 def test_range_fractional_bound_on_an_integer_column(write):
     outcome = quality.value_range([write({"n": [0, 1, 2]})], "n", 0.5, None)
-    assert outcome.failing_rows == 1 and outcome.sample == [{"n": 0}]
+    assert outcome.failing_rows == 1 and values(outcome.sample) == [{"n": 0}]
 
 
 def test_range_missing_column(write):

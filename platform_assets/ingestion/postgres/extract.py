@@ -103,6 +103,7 @@ class Extracted:
     source_count: int | None
     null_watermarks: NullWatermarks | None
     deletes: CapturedDeletes | None = None
+    key_columns: list[str] | None = None
 
 
 def extract_to_parquet(
@@ -182,6 +183,7 @@ def extract_to_parquet(
         source_count=source_count,
         null_watermarks=nulls,
         deletes=deletes,
+        key_columns=key,
     )
 
 

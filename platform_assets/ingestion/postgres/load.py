@@ -326,4 +326,5 @@ def _result(
         watermark_type=request.watermark_type if watermark else None,
         watermark_before=watermark_before if watermark else None,
         watermark_after=watermark_after if watermark else None,
+        key_columns=list(extract.key_columns or []),
     )

@@ -61,9 +61,12 @@ class TableLoadResult(LoadResult):
     deleted_rows: int | None = None
     """Rows of the partition's tombstone (sources that capture deletes; else None)."""
     deletes_uri: str | None = None
+    key_columns: list[str] = field(default_factory=list)
+    """The row's key (primary key or the registry's ``key_columns``), for check samples."""
 
     def as_guide_dict(self) -> dict[str, Any]:
         result = super().as_guide_dict()
+        del result["key_columns"]
         if not self.watermark_column:
             for name in WATERMARK_FIELDS:
                 del result[name]
