@@ -116,23 +116,28 @@ def build_file_family(
         plan = plan_tick(spec, services, context.cursor)
         for problem in plan.reported:
             context.log.error(f"{family.name}: not loaded: {problem}")
-        requests = []
+        requests, held = [], []
         runs = _SensorRuns(context)
         for partition_key, files in sorted(plan.ready.items()):
             if not partitions_def.has_partition_key(partition_key):
-                context.log.info(
-                    f"{family.name}: {[f.relative_path for f in files]} belong to partition {partition_key}, "
-                    f"which does not exist yet (partitions run from {registry.start_date} to today)"
+                held.append(
+                    f"{[f.relative_path for f in files]} belong to partition {partition_key}, which does not "
+                    f"exist yet (partitions run from {registry.start_date} to today): loaded on that day"
                 )
                 continue
             run_key = runs.unused_key(_run_key(family, partition_key, files))
             if run_key is None:
-                context.log.error(
-                    f"{family.name}: {[f.relative_path for f in files]} not requested again: their last "
-                    f"{MAX_SENSOR_ATTEMPTS} runs failed; see those runs, then materialize partition {partition_key}"
+                held.append(
+                    f"{[f.relative_path for f in files]} not requested again: their last {MAX_SENSOR_ATTEMPTS} "
+                    f"runs failed; see those runs, then materialize partition {partition_key}"
                 )
                 continue
             requests.append(_run_request(family, partition_key, files, run_key))
+        if held and not requests:
+            # Shown on the tick itself, where "0 runs requested" would otherwise hide why.
+            return dg.SensorResult(skip_reason=f"{family.name}: " + "; ".join(held), cursor=plan.cursor)
+        for reason in held:
+            context.log.warning(f"{family.name}: {reason}")
         return dg.SensorResult(run_requests=requests, cursor=plan.cursor)
 
     return _asset, _sensor

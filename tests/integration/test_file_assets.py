@@ -129,3 +129,20 @@ def test_sensor_surfaces_a_missing_directory(tmp_path, pg, store_settings):
     family = _family(tmp_path / "nope")
     with pytest.raises(Exception, match="does not exist"):
         _tick(family, pg, store_settings, None)
+
+
+def test_a_file_dated_in_the_future_is_explained_on_the_tick_not_logged_as_an_error(
+    tmp_path, pg, pg_conn, store_settings
+):
+    # Regression: such a file logged on every tick while the tick showed "0 runs requested".
+    (tmp_path / "customers_20990101.csv").write_text("id,zip\n1,2\n")
+    family = _family(tmp_path)
+    sensor = _defs(family).resolve_sensor_def(f"{family.name}_sensor")
+    cursor = None
+    for _ in range(2):  # the first tick sees the file, the second sees it at rest
+        with dg.build_sensor_context(cursor=cursor, resources=dagster_resources(pg, store_settings)) as context:
+            result = sensor(context)
+        cursor = result.cursor
+    assert not result.run_requests
+    assert "customers_20990101.csv" in result.skip_reason.skip_message and "2099-01-01" in result.skip_reason.skip_message
+    assert "does not exist yet" in result.skip_reason.skip_message
