@@ -63,3 +63,22 @@ def test_the_guides_load_is_compared_with_a_family_files_schema_of_the_same_name
     path = write_input(other, "customers_20240302.csv", "order,amount\n1,2.5\n")
     result = ingest_csv_file(path, "adhoc/orders.parquet", "2024-03-02", services=services, schema_policy="freeze")
     assert result["schema_changes"] == {"added": [], "removed": [], "type_changed": [], "nullability_changed": []}
+
+
+def test_a_json_familys_text_column_stays_text_when_later_files_hold_only_timestamps(tmp_path, services,
+                                                                                     store_settings):
+    """JSON strings that are all ISO timestamps became timestamps (the CSV rule, 2026-11-30):
+    a frozen family whose earlier file held the column as text keeps loading it as text,
+    in the fast NDJSON path and the exact one."""
+    fam = FileFamily(name="events", directory=str(tmp_path), glob="events_*.json", format="json",
+                     date_pattern=r"_(\d{8})_", date_format="%Y%m%d", schema_policy="freeze", stable_seconds=0)
+    spec = fam.spec(Registry(files=[fam]))
+    write_input(tmp_path, "events_20240302_1.json", '{"id": 1, "at": "soon"}\n')
+    assert [o.status for o in load_family_partition(spec, "2024-03-02", services).outcomes] == ["loaded"]
+    write_input(tmp_path, "events_20240302_2.json", '{"id": 2, "at": "2024-03-02T10:00:00Z"}\n')
+    write_input(tmp_path, "events_20240302_3.json", '[{"id": 3, "at": "2024-03-02T11:00:00Z"}]')
+    second = load_family_partition(spec, "2024-03-02", services)
+    assert {o.relative_path: o.status for o in second.outcomes} == {
+        "events_20240302_1.json": "skipped", "events_20240302_2.json": "loaded", "events_20240302_3.json": "loaded"}
+    assert [r[1] for r in family_rows(store_settings, "events", "id", "at")] == [
+        "soon", "2024-03-02T10:00:00Z", "2024-03-02T11:00:00Z"]

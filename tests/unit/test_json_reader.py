@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from platform_assets.ingestion.errors import SchemaDetectionError
@@ -406,8 +408,8 @@ def test_fast_path_reads_consistent_blocks(tmp_path):
     table = pa.Table.from_batches(list(fast_ndjson_batches(path, block_size=256)))
     assert table.num_rows == 52
     assert table.schema.field("a").type == pa.int64()
-    assert table.schema.field("t").type == pa.string()  # timestamps stay text
-    assert table.column("t").to_pylist()[:2] == ["2024-01-01T00:00:00Z"] * 2
+    assert table.schema.field("t").type == pa.timestamp("us", tz="UTC")  # the CSV rule
+    assert table.column("t").to_pylist()[:2] == [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)] * 2
     assert table.column("a").to_pylist() == list(range(52))
 
 
@@ -434,3 +436,71 @@ def test_fast_path_refuses_drift_after_the_first_block(tmp_path, late_line):
     path = write(tmp_path, "drift.ndjson", _lines(50) + late_line + "\n")
     with pytest.raises(pa.ArrowInvalid):
         list(fast_ndjson_batches(path, block_size=256))
+
+
+# --- dates and timestamps: one rule for CSV and JSON --------------------------------
+
+
+TEMPORAL_LINES = (
+    '{"ts": "2024-03-01T10:00:00+02:00", "naive": "2024-03-01 10:00", "day": "2024-02-29", '
+    '"code": "007", "flag": "true", "late": null, "nested": {"at": "2024-03-01"}}\n'
+    '{"ts": "2024-03-01T00:00:00Z", "naive": "2024-03-01T11:00:00.5", "day": "2024-03-01", '
+    '"code": "x", "flag": "no", "late": "2024-01-01", "nested": {"at": "2024-03-02"}}\n'
+)
+
+
+def _converted(tmp_path, name: str, text: str) -> pa.Table:
+    from platform_assets.ingestion.files.convert import convert_json
+
+    path = write(tmp_path, name, text)
+    convert_json(path, tmp_path / f"{name}.parquet")
+    return pq.read_table(tmp_path / f"{name}.parquet")
+
+
+@pytest.mark.parametrize("layout", ["ndjson", "array"])
+def test_json_iso_strings_follow_the_csv_rules(tmp_path, layout):
+    # Regression: ISO timestamps became UTC timestamps in CSV but stayed text in JSON.
+    text = TEMPORAL_LINES if layout == "ndjson" else "[" + ",".join(TEMPORAL_LINES.strip().split("\n")) + "]"
+    table = _converted(tmp_path, f"t.{'ndjson' if layout == 'ndjson' else 'json'}", text)
+    types = {f.name: f.type for f in table.schema}
+    assert types["ts"] == pa.timestamp("us", tz="UTC")
+    assert types["naive"] == pa.timestamp("us")
+    assert types["day"] == types["late"] == pa.date32()
+    assert types["code"] == types["flag"] == pa.string()  # JSON strings are not numbers or booleans
+    assert types["nested"] == pa.struct([("at", pa.string())])  # only top-level fields, as CSV columns
+    utc = dt.timezone.utc
+    assert table.column("ts").to_pylist() == [dt.datetime(2024, 3, 1, 8, tzinfo=utc), dt.datetime(2024, 3, 1, tzinfo=utc)]
+    assert table.column("naive").to_pylist() == [dt.datetime(2024, 3, 1, 10), dt.datetime(2024, 3, 1, 11, 0, 0, 500000)]
+    assert table.column("late").to_pylist() == [None, dt.date(2024, 1, 1)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2024-03-01T10:00:00+02:00", "2024-03-01T10:00:00"],  # zoned and naive: text, as in CSV
+        ["2024-02-29", "2024-02-30"],  # not a calendar date
+        ["2024-03-01", "2024-03-01T10:00:00"],  # dates and timestamps
+        ["2024-03-01T23:59:60Z", "2024-03-01T00:00:00Z"],  # a leap second
+        ["2024-03-01T10:00:00.1234567Z", "2024-03-01T00:00:00Z"],  # beyond microseconds
+    ],
+)
+def test_json_fields_that_are_not_all_one_temporal_kind_stay_text(tmp_path, values):
+    lines = "".join(json.dumps({"v": v}) + "\n" for v in values)
+    assert _converted(tmp_path, "v.ndjson", lines).column("v").to_pylist() == values
+    assert _converted(tmp_path, "v.json", json.dumps([{"v": v} for v in values])).column("v").to_pylist() == values
+
+
+def test_a_late_value_that_is_not_a_timestamp_makes_the_field_text_on_both_paths(tmp_path):
+    lines = "".join(json.dumps({"v": "2024-03-01T00:00:00Z"}) + "\n" for _ in range(150_000))
+    lines += json.dumps({"v": "soon"}) + "\n"
+    table = _converted(tmp_path, "late.ndjson", lines)
+    assert table.schema.field("v").type == pa.string()
+    assert table.column("v").to_pylist()[-2:] == ["2024-03-01T00:00:00Z", "soon"]
+
+
+def test_a_field_null_in_the_first_block_is_decided_over_the_whole_file(tmp_path):
+    lines = "".join(json.dumps({"a": i, "v": None}) + "\n" for i in range(150_000))
+    lines += json.dumps({"a": 0, "v": "2024-03-01"}) + "\n"
+    table = _converted(tmp_path, "null_first.ndjson", lines)
+    assert table.schema.field("v").type == pa.date32()
+    assert table.column("v").to_pylist()[-1] == dt.date(2024, 3, 1)

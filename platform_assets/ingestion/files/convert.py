@@ -115,12 +115,16 @@ def convert_json(
     record_type = json_reader.infer_record_type(path, layout)
     if not record_type.fields:
         raise SchemaDetectionError(f"Failed to read JSON {path}: it holds no fields (no records, or only empty objects)")
-    record_type = json_types.with_text_columns(record_type, text_columns)
-    empty = json_types.record_schema(record_type)
-    return _write(
-        dest, json_reader.exact_batches(path, layout, record_type), empty, "json",
-        schema_hook=schema_hook, follower=follower,
-    )
+    for _ in range(len(record_type.fields) + 1):
+        typed = json_types.with_text_columns(record_type, text_columns)
+        try:
+            return _write(
+                dest, json_reader.exact_batches(path, layout, typed), json_types.record_schema(typed), "json",
+                schema_hook=schema_hook, follower=follower,
+            )
+        except Widen as e:
+            text_columns = text_columns | {e.column}  # a date Python accepts and Arrow does not: text
+    raise SchemaDetectionError(f"Failed to read JSON {path}: column types did not settle")
 
 
 def _write(

@@ -22,6 +22,7 @@ from platform_assets.ingestion.files.json_reader import (
     MAX_RECORD_CHARS,
 )
 from platform_assets.ingestion.files.json_types import FLOAT_EXACT_INT, MAX_NESTING
+from platform_assets.ingestion.files.text_types import Widen, convert, temporal_type
 from platform_assets.ingestion.sink.memory import STREAM_BLOCK_BYTES
 
 SCAN_CHUNK = 4 * 1024 * 1024
@@ -30,7 +31,7 @@ SCAN_CHUNK = 4 * 1024 * 1024
 def fast_ndjson_batches(
     path: Path, block_size: int = DEFAULT_BLOCK_BYTES, text_columns: frozenset[str] = frozenset()
 ) -> Iterator[pa.RecordBatch]:
-    """pyarrow's streaming reader with the first block's schema (timestamps kept as text).
+    """pyarrow's streaming reader with the first block's schema (dates and timestamps by our rules).
 
     The schema comes from a first block of ``block_size``; the rows are then streamed
     in smaller blocks (``STREAM_BLOCK_BYTES``), which hold less memory. Raises
@@ -58,9 +59,47 @@ def fast_ndjson_batches(
                 explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
             ),
         )
+        temporal: _TemporalFields | None = None
         for batch in reader:
             _refuse_inexact_floats(batch)
-            yield batch
+            temporal = temporal or _TemporalFields(batch, text_columns)
+            yield temporal.typed(batch)
+
+
+class _TemporalFields:
+    """Top-level text fields that hold ISO dates or timestamps, decided on the first batch.
+
+    A later value that does not convert, or values in a field the first block held only
+    nulls in, raise pa.ArrowInvalid: the exact path then decides over the whole file, so
+    both paths give a file the same types.
+    """
+
+    def __init__(self, first_block: pa.RecordBatch, text_columns: frozenset[str]) -> None:
+        self.types: dict[str, pa.DataType] = {}
+        self.undecided: set[str] = set()
+        for name, column in zip(first_block.schema.names, first_block.columns):
+            if not pa.types.is_string(column.type) or name in text_columns:
+                continue
+            if column.null_count == len(column):
+                self.undecided.add(name)
+            elif (found := temporal_type(column)) is not None:
+                self.types[name] = found
+
+    def typed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.types and not self.undecided:
+            return batch
+        columns, fields = [], []
+        for name, column in zip(batch.schema.names, batch.columns):
+            if name in self.undecided and column.null_count < len(column):
+                raise pa.ArrowInvalid(f"field {name!r} has its first values after the first block; reading exactly")
+            if name in self.types:
+                try:
+                    column = convert(column, self.types[name], name)
+                except Widen as e:
+                    raise pa.ArrowInvalid(f"{e}; reading exactly") from e
+            columns.append(column)
+            fields.append(pa.field(name, column.type))
+        return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
 
 
 def _refuse_inexact_floats(batch: pa.RecordBatch) -> None:

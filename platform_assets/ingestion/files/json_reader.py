@@ -30,6 +30,7 @@ from platform_assets.ingestion.files.json_types import (
     record_schema,
     type_of,
 )
+from platform_assets.ingestion.files.text_types import convert
 
 Layout = Literal["array", "ndjson"]
 CHUNK_RECORDS = 50_000
@@ -270,15 +271,28 @@ def infer_record_type(path: Path, layout: Layout) -> JType:
 
 
 def exact_batches(path: Path, layout: Layout, record_type: JType) -> Iterator[pa.RecordBatch]:
-    schema = record_schema(record_type)
+    """The records as ``record_schema(record_type)``; raises ``Widen`` for a date or
+    timestamp field Arrow cannot convert (the caller reads it as text)."""
+    text_schema, schema = record_schema(record_type, temporal=False), record_schema(record_type)
     chunk: list[dict[str, Any]] = []
     for record in records(path, layout):
         chunk.append(conform(record, record_type))
         if len(chunk) >= CHUNK_RECORDS:
-            yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+            yield typed_batch(pa.RecordBatch.from_pylist(chunk, schema=text_schema), schema)
             chunk = []
     if chunk:
-        yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+        yield typed_batch(pa.RecordBatch.from_pylist(chunk, schema=text_schema), schema)
+
+
+def typed_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with its text date and timestamp fields converted to ``schema``'s types."""
+    if batch.schema.equals(schema):
+        return batch
+    columns = [
+        column if column.type == field.type else convert(column, field.type, field.name)
+        for column, field in zip(batch.columns, schema)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _reason(error: BaseException) -> str:

@@ -2,21 +2,35 @@
 
 Numbers widen from int to float; other mixes, values too deep for Parquet readers,
 empty objects and numbers a float64 cannot hold become JSON text, which keeps them
-losslessly.
+losslessly. A top-level string field whose every value is an ISO date or timestamp
+becomes ``date32`` or a timestamp, by the same rules as a CSV column (``temporal``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
+from platform_assets.ingestion.files.text_types import (
+    DATE,
+    TIMESTAMP,
+    TIMESTAMP_NAIVE,
+    TIMESTAMP_UTC,
+    TIMESTAMP_ZONED,
+)
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_EXACT_INT = 2**53
 # Deeper nesting is kept as JSON text: Parquet readers refuse very deep schemas.
 MAX_NESTING = 32
+TEMPORAL_ARROW = {"date": pa.date32(), "timestamp": TIMESTAMP, "timestamptz": TIMESTAMP_UTC}
+_TEMPORAL = [("date", re.compile(DATE)), ("timestamp", re.compile(TIMESTAMP_NAIVE)),
+             ("timestamptz", re.compile(TIMESTAMP_ZONED))]
 
 
 class NumberText(str):
@@ -29,12 +43,29 @@ class JType:
 
     ``float_safe`` is False for an int column holding a value a float64 cannot
     represent exactly (beyond 2^53): mixed with floats it becomes JSON text instead.
+    ``temporal`` (``str`` only): ``date``, ``timestamp`` or ``timestamptz`` when every
+    string is an ISO value of that kind.
     """
 
     kind: str = "null"
     fields: dict[str, JType] = field(default_factory=dict)
     item: JType | None = None
     float_safe: bool = True
+    temporal: str | None = None
+
+
+def temporal_kind(text: str) -> str | None:
+    """The ISO date/timestamp kind of ``text`` (the CSV patterns, and a valid calendar value)."""
+    if len(text) < 10 or not text[:4].isascii() or not text[:4].isdigit():
+        return None
+    for kind, pattern in _TEMPORAL:
+        if pattern.fullmatch(text):
+            try:
+                (dt.date.fromisoformat if kind == "date" else dt.datetime.fromisoformat)(text)
+            except ValueError:
+                return None
+            return kind
+    return None
 
 
 def type_of(value: Any) -> JType:
@@ -51,7 +82,7 @@ def type_of(value: Any) -> JType:
     if isinstance(value, NumberText):
         return JType("json")
     if isinstance(value, str):
-        return JType("str")
+        return JType("str", temporal=temporal_kind(value))
     if isinstance(value, dict):
         return JType("struct", fields={k: type_of(v) for k, v in value.items()})
     if isinstance(value, list):
@@ -74,6 +105,8 @@ def merge(a: JType, b: JType) -> JType:
         return JType("json")
     if a.kind == "int":
         return JType("int", float_safe=a.float_safe and b.float_safe)
+    if a.kind == "str":
+        return a if a.temporal == b.temporal else JType("str")
     if a.kind == "struct":
         fields = dict(a.fields)
         for name, t in b.fields.items():
@@ -136,13 +169,19 @@ def json_text(value: Any) -> str:
 
 def with_text_columns(record_type: JType, text_columns: frozenset[str]) -> JType:
     """``record_type`` whose ``text_columns`` hold JSON text unless they hold strings only."""
-    fields = {
-        name: JType("json") if name in text_columns and t.kind not in ("str", "null", "json") else t
-        for name, t in record_type.fields.items()
-    }
+    def as_text(t: JType) -> JType:
+        if t.kind == "str":
+            return JType("str")
+        return t if t.kind in ("null", "json") else JType("json")
+
+    fields = {name: as_text(t) if name in text_columns else t for name, t in record_type.fields.items()}
     return JType("struct", fields=fields)
 
 
-def record_schema(record_type: JType) -> pa.Schema:
-    """The Arrow schema of records of ``record_type`` (its fields are one level deep)."""
-    return pa.schema([pa.field(n, to_arrow(t, 1)) for n, t in record_type.fields.items()])
+def record_schema(record_type: JType, temporal: bool = True) -> pa.Schema:
+    """The Arrow schema of records of ``record_type`` (its fields are one level deep);
+    ``temporal=False``: date and timestamp fields as the text they are read as."""
+    return pa.schema([
+        pa.field(n, TEMPORAL_ARROW[t.temporal] if temporal and t.kind == "str" and t.temporal else to_arrow(t, 1))
+        for n, t in record_type.fields.items()
+    ])

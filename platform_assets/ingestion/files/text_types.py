@@ -1,5 +1,9 @@
 """Type inference and exact conversion for columns read as text (CSV fields, JSON strings).
 
+CSV fields take every rule below; a top-level JSON string field takes only the date
+and timestamp rules (``temporal_type``): JSON has its own numbers and booleans, so a
+JSON string ``"007"`` or ``"true"`` stays text.
+
 Rules, applied to the non-null values of a column:
 
 - ``true``/``false`` (any case): ``bool``;
@@ -44,14 +48,17 @@ EXACT_INTEGER_LIMIT = {32: 2**24, 64: 2**53}
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
 TIMESTAMP = pa.timestamp("us")
 
+TEMPORAL_RULES: list[tuple[pa.DataType, str]] = [
+    (pa.date32(), DATE),
+    (TIMESTAMP, TIMESTAMP_NAIVE),
+    (TIMESTAMP_UTC, TIMESTAMP_ZONED),
+]
 # Most specific first: the first rule every value matches decides the type.
 _RULES: list[tuple[pa.DataType, str]] = [
     (pa.bool_(), BOOLEAN),
     (pa.int64(), INTEGER),
     (pa.float64(), FLOAT),
-    (pa.date32(), DATE),
-    (TIMESTAMP, TIMESTAMP_NAIVE),
-    (TIMESTAMP_UTC, TIMESTAMP_ZONED),
+    *TEMPORAL_RULES,
 ]
 
 _PINNABLE: dict[str, pa.DataType] = {
@@ -106,6 +113,18 @@ def infer_type(values: pa.Array) -> pa.DataType:
             if arrow_type == pa.int64():
                 return pa.string()
     return pa.string()
+
+
+def temporal_type(values: pa.Array) -> pa.DataType | None:
+    """``date32`` or a timestamp type when every non-null value is an ISO date or
+    timestamp that converts exactly (the CSV rules); None otherwise, or without values."""
+    present = pc.drop_null(values)
+    if len(present) == 0:
+        return None
+    for arrow_type, pattern in TEMPORAL_RULES:
+        if pc.all(pc.match_substring_regex(present, pattern)).as_py() and _fits(present, arrow_type):
+            return arrow_type
+    return None
 
 
 def _fits(values: pa.Array, arrow_type: pa.DataType) -> bool:
