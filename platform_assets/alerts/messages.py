@@ -65,6 +65,22 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 
+def redacted(failure: Failure, secrets: Iterable[str] = ()) -> Failure:
+    """``failure`` as it may be stored (the sensor's cursor shows in the UI) and sent: every
+    text redacted, the error cut to its first line (after redaction, so a cut never leaves
+    part of a secret)."""
+    secrets = list(secrets)
+
+    def clean(text: str | None) -> str | None:
+        return None if text is None else redact(text, secrets)
+
+    return Failure(
+        kind=failure.kind, key=failure.key, source=clean(failure.source) or "", what=clean(failure.what) or "",
+        error=first_line(redact(failure.error or "", secrets)), partition=clean(failure.partition),
+        run_id=failure.run_id,
+    )
+
+
 def _escape(text: str) -> str:
     """Slack's three control characters in message text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -79,15 +95,15 @@ def run_url(ui_base_url: str | None, run_id: str | None) -> str | None:
 def payload(failure: Failure, *, ui_base_url: str | None = None, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """The Slack-compatible message for ``failure``: source, partition, what failed, the
     error's first line and a link to the run (when the UI's URL is known)."""
-    secrets = list(secrets)
+    failure = redacted(failure, secrets)
 
     def clean(text: str | None) -> str:
-        return _escape(redact(text or "", secrets))
+        return _escape(text or "")
 
     title = KINDS.get(failure.kind, "Failure")
     fields = [("Source", clean(failure.source)), ("Partition", clean(failure.partition or "none"))]
     fields.append(("What failed", clean(failure.what)))
-    fields.append(("Error", clean(first_line(failure.error)) or "(no message)"))
+    fields.append(("Error", clean(failure.error) or "(no message)"))
     link = run_url(ui_base_url, failure.run_id)
     if link:
         fields.append(("Run", clean(link)))

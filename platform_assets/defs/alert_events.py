@@ -4,6 +4,7 @@ checks of a run, the ticks of the platform's sensors. Each is turned into a ``Fa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from dagster._utils.error import SerializableErrorInfo
 from platform_assets.alerts.messages import Failure, first_line
 
 MAX_LISTED = 5
+WRAPPERS = frozenset({"RetryRequested"})
 FINISHED_TICKS = (TickStatus.SUCCESS, TickStatus.SKIPPED, TickStatus.FAILURE)
 
 
@@ -53,12 +55,21 @@ def _listed(items: Sequence[str]) -> str:
     return ", ".join(items[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
 
 
+def _wrapper(error: SerializableErrorInfo) -> bool:
+    name = error.cls_name or ""
+    return name.startswith("Dagster") or name in WRAPPERS
+
+
 def error_text(error: SerializableErrorInfo | None) -> str:
-    """The error's own message: Dagster's wrapper (``DagsterExecutionStepExecutionError:
-    Error occurred while executing op ...``) is skipped for the error it wraps."""
-    while error is not None and error.cause is not None and error.cls_name and error.cls_name.startswith("Dagster"):
+    """The error's own message: Dagster's wrappers (``DagsterExecutionStepExecutionError:
+    Error occurred while executing op ...``, ``RetryRequested: Exceeded max_retries``) are
+    skipped for the error they wrap."""
+    while error is not None and error.cause is not None and _wrapper(error):
         error = error.cause
-    return error.message if error is not None else ""
+    if error is None:
+        return ""
+    # "platform_assets.ingestion.errors.TransientError: ..." reads better without the module path.
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+: )", "", error.message)
 
 
 def failing_checks(

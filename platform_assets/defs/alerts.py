@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 import dagster as dg
 from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 
-from platform_assets.alerts.messages import Failure, first_line, payload
+from platform_assets.alerts.messages import Failure, first_line, payload, redacted
 from platform_assets.alerts.outbox import AlertCursor, CursorError, deliver
 from platform_assets.alerts.rules import (
     DEFAULT_RETRY_GRACE_SECONDS,
@@ -86,16 +86,18 @@ def build_alerts_sensor(
             cursor = AlertCursor()
         now = time.time()
         instance = context.instance
+        secrets = [*secret_values(), alert_webhook.url or ""]
         if not cursor.started:
             _start(instance, cursor, watched, context.repository_name)
             new: list[Failure] = []
         else:
-            new = [
+            found = [
                 *_failed_runs(instance, cursor, now, op_assets, warn, retry_grace_seconds),
                 *_failed_checks(instance, cursor, warn),
                 *_failed_ticks(instance, cursor, watched, context.repository_name),
             ]
-        secrets = [*secret_values(), alert_webhook.url or ""]
+            # Redacted before anything keeps them: undelivered ones wait in the cursor.
+            new = [redacted(f, secrets) for f in found]
 
         def send(failure: Failure) -> str | None:
             try:

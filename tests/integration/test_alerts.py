@@ -231,6 +231,7 @@ def test_a_check_that_failed_its_run_is_alerted_as_the_run(instance, webhook):
     assert len(webhook.received) == 1, webhook.texts()
     text = webhook.received[0]["text"]
     assert "*Run failed*" in text and "failing checks: bronze/test/sales stored" in text
+    assert "*Error:* DagsterAssetCheckFailedError: 1 blocking asset check failed" in text
 
 
 def _sensor_state(instance, name):
@@ -309,6 +310,7 @@ def test_an_unreachable_webhook_is_retried_on_later_ticks(instance, webhook, clo
     pending = AlertCursor.from_json(cursor).pending
     assert [(p.failure.key, p.attempts) for p in pending] == [(f"run:{failed.run_id}", 2)]
     assert "unreachable" in pending[0].last_error and closed_url not in cursor
+    assert SECRET not in cursor and "postgresql://reader:***@" in pending[0].failure.error  # the cursor shows in the UI
     webhook.status = 500  # reachable but failing: still retried
     cursor, _ = _tick(sensor, instance, cursor, _resource(webhook.url))
     assert AlertCursor.from_json(cursor).pending[0].last_error == "the webhook answered HTTP 500"
@@ -364,3 +366,48 @@ def test_the_sensor_is_in_the_definitions_with_the_webhook_as_an_env_var(monkeyp
     snapshot = serialize_value(RepositorySnap.from_def(repository))
     assert "ALERT_WEBHOOK_URL" in snapshot and SECRET not in snapshot and url not in snapshot
     assert registry.warn_check_alerts("events") and not registry.warn_check_alerts("orders")
+
+
+def test_the_error_is_the_one_dagster_wrapped():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from platform_assets.defs.alert_events import error_text
+
+    cause = SerializableErrorInfo("ConnectionError: db down\n", [], "ConnectionError")
+    retried = SerializableErrorInfo("Exceeded max_retries of 3\n", [], "RetryRequested", cause=cause)
+    step = SerializableErrorInfo("dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while "
+                                 "executing op \"x\":\n", [], "DagsterExecutionStepExecutionError", cause=retried)
+    assert error_text(step) == "ConnectionError: db down\n"
+    own = SerializableErrorInfo("platform_assets.ingestion.errors.TransientError: public.orders: down\n", [],
+                                "TransientError", cause=cause)
+    assert error_text(own) == "TransientError: public.orders: down\n"  # our errors name the source: kept
+    assert error_text(None) == ""
+    check = SerializableErrorInfo("dagster._core.errors.DagsterAssetCheckFailedError: 1 blocking asset check failed\n",
+                                  [], "DagsterAssetCheckFailedError")
+    assert error_text(check) == "DagsterAssetCheckFailedError: 1 blocking asset check failed\n"
+
+
+def test_a_failed_platform_load_is_alerted_with_its_source(instance, webhook, pg, store_settings):
+    """The real wiring: the definitions' sensor, a PostgreSQL source whose table is missing."""
+    from platform_assets.definitions import build_definitions
+    from platform_assets.registry import PostgresSource, Registry
+    from tests.helpers import dagster_resources
+
+    registry = Registry(start_date="2024-01-01", postgres=[PostgresSource(name="ghost", table="ghost")])
+    defs = build_definitions(registry)
+    sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
+    resource = _resource(webhook.url)
+    cursor, _ = _tick(sensor, instance, None, resource)
+    result = dg.materialize(
+        [defs.get_assets_def(dg.AssetKey(["bronze", "postgres", "ghost"]))], partition_key="2024-01-02",
+        resources=dagster_resources(pg, store_settings), instance=instance, raise_on_error=False,
+    )
+    assert not result.success
+    cursor, _ = _tick(sensor, instance, cursor, resource)
+    assert len(webhook.received) == 1, webhook.texts()
+    fields = {f["title"]: f["value"] for f in webhook.received[0]["attachments"][0]["fields"]}
+    assert fields["Source"] == "bronze/postgres/ghost" and fields["Partition"] == "2024-01-02"
+    assert fields["What failed"] == "step bronze__postgres__ghost"
+    assert fields["Error"].startswith(("IngestionError: ", "SchemaDetectionError: ")), fields["Error"]
+    assert "ghost" in fields["Error"] and "\n" not in fields["Error"]
+    assert SECRET not in json.dumps(webhook.received)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from platform_assets.alerts.messages import Failure, first_line, payload, redact
+from platform_assets.alerts.messages import Failure, first_line, payload, redact, redacted
 from platform_assets.alerts.outbox import NOT_TRIED, AlertCursor, CursorError, Pending, deliver
 from platform_assets.alerts.rules import RunVerdict, TickOutcome, failed_run_verdict, failing_tick_alerts
 
@@ -82,6 +82,17 @@ def test_sensor_failure_without_run():
     failure = Failure(kind="sensor", key="tick:s:1", source="sensor drops_sensor", what="tick 1", error="boom")
     message = payload(failure, ui_base_url="http://ui")
     assert "*Sensor tick failed*" in message["text"] and "Run" not in message["text"]
+
+
+def test_redacted_failure_is_what_the_cursor_may_keep():
+    secret = "s" * 10 + "TAIL"
+    long_error = "E: " + "x" * 290 + f" password {secret}\nsecond line {secret}"
+    failure = Failure(kind="run", key="run:1", source=f"bronze/postgres/orders {secret}", what="step",
+                      error=long_error, partition="2024-01-01", run_id="1")
+    clean = redacted(failure, [secret])
+    assert secret[:4] not in repr(clean)  # redacted before the cut: no part of the secret survives
+    assert clean.error.startswith("E: xxx") and "second line" not in clean.error and len(clean.error) <= 300
+    assert clean.source == "bronze/postgres/orders ***" and clean.key == "run:1" and clean.run_id == "1"
 
 
 def _sender(outcomes: list[str | None]):
