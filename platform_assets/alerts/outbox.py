@@ -18,6 +18,7 @@ CURSOR_VERSION = 1
 MAX_PENDING = 200
 """Undelivered alerts kept at most; the oldest beyond are dropped (and logged)."""
 NOT_TRIED = "not tried: the webhook failed earlier in this tick"
+OUT_OF_TIME = "not tried: this tick's time for sending ran out"
 
 
 class CursorError(ValueError):
@@ -117,6 +118,7 @@ def deliver(
     now: float,
     retry_seconds: float,
     max_pending: int = MAX_PENDING,
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> Delivery:
     """Send the pending alerts (oldest first), then the new ones.
 
@@ -124,6 +126,9 @@ def deliver(
         send: posts one alert; returns None when the webhook took it, else the error
             (a text without the URL).
         retry_seconds: an alert not delivered this long after it was queued is dropped.
+        out_of_time: true once the tick must stop sending (a slow webhook must not make the
+            tick time out: its cursor would be lost and the alerts sent again); the rest
+            wait for the next tick, their attempts not counted.
 
     Returns:
         What was sent, what stays pending for a later tick, what was dropped. After the
@@ -140,6 +145,8 @@ def deliver(
             dropped.append(item)
         elif failing:
             kept.append(Pending(item.failure, item.queued_at, item.attempts, item.last_error or NOT_TRIED))
+        elif out_of_time():
+            kept.append(Pending(item.failure, item.queued_at, item.attempts, item.last_error or OUT_OF_TIME))
         else:
             error = send(item.failure)
             if error is None:

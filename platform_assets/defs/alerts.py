@@ -40,6 +40,9 @@ INTERVAL_SECONDS = 60
 BATCH = 200
 """Run-status events handled per evaluation and kind (the rest on the next one)."""
 TICKS_READ = 50
+SEND_BUDGET_SECONDS = 30
+"""Time a tick spends posting, at most (plus one timeout); well under the daemon's limit
+for a sensor evaluation (60 s)."""
 
 
 def build_alerts_sensor(
@@ -106,14 +109,23 @@ def build_alerts_sensor(
                 return str(e)
             return None
 
-        delivery = deliver(cursor.pending, new, send, now=now, retry_seconds=alert_webhook.retry_seconds)
+        deadline = time.monotonic() + SEND_BUDGET_SECONDS
+        delivery = deliver(
+            cursor.pending, new, send, now=now, retry_seconds=alert_webhook.retry_seconds,
+            out_of_time=lambda: time.monotonic() > deadline,
+        )
         for dropped in delivery.dropped:
             context.log.error(
                 f"alert dropped after {dropped.attempts} failed attempts over {now - dropped.queued_at:.0f} s "
                 f"({dropped.last_error}): {payload(dropped.failure, secrets=secrets)['text']}"
             )
-        for pending in delivery.pending:
-            context.log.warning(f"alert not delivered yet ({pending.last_error}): {pending.failure.key}")
+        if delivery.pending:
+            oldest = delivery.pending[0]
+            context.log.warning(
+                f"{len(delivery.pending)} alerts not delivered yet ({oldest.last_error}); the oldest, "
+                f"{oldest.failure.key}, is dropped {alert_webhook.retry_seconds - (now - oldest.queued_at):.0f} s "
+                "from now unless delivered"
+            )
         cursor.pending = delivery.pending
         summary = (
             f"{len(new)} new failures; {len(delivery.sent)} alerts sent, {len(delivery.pending)} pending, "

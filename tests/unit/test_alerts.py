@@ -7,7 +7,7 @@ import json
 import pytest
 
 from platform_assets.alerts.messages import Failure, first_line, payload, redact, redacted
-from platform_assets.alerts.outbox import NOT_TRIED, AlertCursor, CursorError, Pending, deliver
+from platform_assets.alerts.outbox import NOT_TRIED, OUT_OF_TIME, AlertCursor, CursorError, Pending, deliver
 from platform_assets.alerts.rules import RunVerdict, TickOutcome, failed_run_verdict, failing_tick_alerts
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
@@ -133,6 +133,16 @@ def test_deliver_retries_within_the_bound_and_drops_after_it():
     assert calls == ["young"]  # the expired one is not tried again
     assert [p.failure.key for p in done.dropped] == ["old"]
     assert [(p.failure.key, p.attempts) for p in done.pending] == [("young", 4)]
+
+
+def test_deliver_stops_when_the_tick_is_out_of_time():
+    send, calls = _sender([])
+    clock = iter([False, False, True, True])
+    done = deliver([], [_failure(k) for k in "abcd"], send, now=0.0, retry_seconds=10,
+                   out_of_time=lambda: next(clock))
+    assert calls == ["a", "b"] and [f.key for f in done.sent] == ["a", "b"]
+    assert [(p.failure.key, p.attempts, p.last_error) for p in done.pending] == [
+        ("c", 0, OUT_OF_TIME), ("d", 0, OUT_OF_TIME)]
 
 
 def test_deliver_bounds_the_pending_list():
