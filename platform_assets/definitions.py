@@ -1,4 +1,4 @@
-"""The code location: every registry source as an asset, the resources, the main job.
+"""The code location: every registry source as an asset, the resources, the main job, the alerts.
 
 Loading this module reads the registry and environment variables only; no
 database or object store is contacted until a run starts.
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_assets.defs.alerts import build_alerts_sensor
 from platform_assets.defs.files import build_file_family
 from platform_assets.defs.postgres import GROUP, build_postgres_asset
 from platform_assets.registry import Registry, load_registry
+from platform_resources.alert_webhook import AlertWebhookResource
+from platform_resources.config import ALERT_WEBHOOK_VARIABLE, is_set
 from platform_resources.object_store_resources import (
     StorageLayersResource,
     minio_s3_resource,
@@ -38,6 +41,18 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         asset, sensor = build_file_family(family=family, registry=registry, partitions_def=partitions)
         assets.append(asset)
         sensors.append(sensor)
+    sensors.append(
+        build_alerts_sensor(
+            sensor_names=[s.name for s in sensors],
+            op_assets={a.op.name: a.key.to_user_string() for a in assets},
+            warn_assets=[a.key.to_user_string() for a in assets if registry.warn_check_alerts(a.key.path[-1])],
+            # On by default where a webhook is configured; elsewhere it can be started by hand
+            # (it then skips, saying the variable is unset).
+            default_status=dg.DefaultSensorStatus.RUNNING
+            if is_set(ALERT_WEBHOOK_VARIABLE)
+            else dg.DefaultSensorStatus.STOPPED,
+        )
+    )
     main_job = dg.define_asset_job(
         MAIN_JOB,
         selection=dg.AssetSelection.groups(GROUP),
@@ -52,6 +67,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
             "platform_db": PostgresResource(env_prefix="PLATFORM_"),
             "s3": minio_s3_resource(),
             "storage_layers": StorageLayersResource.from_env(),
+            "alert_webhook": AlertWebhookResource.from_env(),
         },
     )
 

@@ -47,6 +47,13 @@ class RegistryError(ValueError):
     """The source registry is invalid."""
 
 
+class Alerts(Strict):
+    """What the alerts sensor posts besides failed runs, ERROR checks and sensor ticks."""
+
+    warn_checks: bool = False
+    """Also alert failing WARN-severity checks (of successful runs)."""
+
+
 class _Checked(Strict):
     """What every source has: a name, a description, quality checks, freshness."""
 
@@ -56,6 +63,8 @@ class _Checked(Strict):
     allow_empty: bool = False
     freshness_hours: float = Field(default=26, gt=0)
     """The asset is stale when its last successful load is older than this."""
+    alerts: Alerts | None = None
+    """Overrides the registry's ``alerts`` for this source."""
 
     @field_validator("name")
     @classmethod
@@ -242,6 +251,12 @@ class Registry(Strict):
     timezone: str = "UTC"
     postgres: list[PostgresSource] = []
     files: list[FileFamily] = []
+    alerts: Alerts = Alerts()
+
+    def warn_check_alerts(self, name: str) -> bool:
+        """Whether failing WARN checks of source ``name`` are alerted."""
+        source = next((s for s in [*self.postgres, *self.files] if s.name == name), None)
+        return (source.alerts if source is not None and source.alerts is not None else self.alerts).warn_checks
 
     @field_validator("timezone")
     @classmethod

@@ -11,6 +11,9 @@ This is the one module that reads the platform's environment variables:
   lock), ``INGESTION_PARALLEL_STREAMS`` (COPY streams per large table, default: the
   cores, 2 to 4), ``INGESTION_COPY_CLIENT`` (``psql``, the default, or ``psycopg2``).
 - ``SOURCE_REGISTRY``: the registry file (default ``platform_assets/sources.yaml``).
+- Alerts: ``ALERT_WEBHOOK_URL`` (a secret: a Slack-compatible incoming webhook; unset, no
+  alert is sent), ``DAGSTER_UI_URL`` (the UI's base URL, for links to runs),
+  ``ALERT_RETRY_SECONDS`` (how long an undelivered alert is retried, default 3600).
 
 Each is read when it is used, never at import.
 """
@@ -133,6 +136,37 @@ class EngineSettings:
             parallel_streams=max(1, int(streams)) if streams else None,
             copy_client=env.get("INGESTION_COPY_CLIENT") or cls.copy_client,
         )
+
+
+ALERT_WEBHOOK_VARIABLE = "ALERT_WEBHOOK_URL"
+UI_URL_VARIABLE = "DAGSTER_UI_URL"
+SECRET_VARIABLES = (
+    "PGPASSWORD", "PLATFORM_PGPASSWORD", "MINIO_SECRET_KEY", "DAGSTER_PG_PASSWORD",
+    ALERT_WEBHOOK_VARIABLE,
+)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    webhook_url: str | None = field(default=None, repr=False)
+    ui_base_url: str | None = None
+    retry_seconds: float = 3600.0
+    """How long an alert the webhook did not take is tried again before it is dropped."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
+        env = os.environ if env is None else env
+        return cls(
+            webhook_url=env.get(ALERT_WEBHOOK_VARIABLE) or None,
+            ui_base_url=(env.get(UI_URL_VARIABLE) or "").rstrip("/") or None,
+            retry_seconds=float(env.get("ALERT_RETRY_SECONDS") or cls.retry_seconds),
+        )
+
+
+def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
+    """The values of the platform's secrets in the environment, to keep them out of messages."""
+    env = os.environ if env is None else env
+    return [env[name] for name in SECRET_VARIABLES if env.get(name)]
 
 
 def is_set(variable: str) -> bool:
