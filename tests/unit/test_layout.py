@@ -4,6 +4,7 @@
   the Dagster wiring (``platform_assets.defs``, ``platform_assets.definitions``);
 - ``platform_assets/ingestion/partitions/`` is pure: no database driver, no object
   store client, nothing that does I/O of its own;
+- ``platform_assets/automation/`` (when sources are due, freshness) is pure likewise;
 - ``platform_resources/`` never imports ``platform_assets``;
 - no product module is longer than 400 lines.
 """
@@ -50,6 +51,12 @@ def test_the_engine_imports_neither_dagster_nor_the_registry(path: Path) -> None
 def test_partition_rules_are_pure(path: Path) -> None:
     assert _forbidden(path, ("psycopg2", "boto3", "botocore", "platform_resources", "platform_assets.ingestion.tracking",
                              "platform_assets.ingestion.services", "subprocess", "dagster")) == []
+
+
+@pytest.mark.parametrize("path", _modules(ROOT / "platform_assets" / "automation"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_automation_rules_are_pure(path: Path) -> None:
+    assert _forbidden(path, ("dagster", "psycopg2", "boto3", "platform_resources", "platform_assets.ingestion",
+                             "platform_assets.registry", "platform_assets.defs", "subprocess")) == []
 
 
 @pytest.mark.parametrize("path", _modules(ROOT / "platform_resources"), ids=lambda p: str(p.relative_to(ROOT)))
