@@ -117,10 +117,22 @@ class AutomationPlan:
     next_due: dt.datetime | None = None
     """When the next day becomes due (for the tick's message)."""
 
-    def describe(self) -> str:
+    def describe(self, requested: list[dt.date] | None = None, waiting: list[dt.date] = ()) -> str:  # type: ignore[assignment]
+        """What the evaluation did, for the tick's log.
+
+        Args:
+            requested: the days actually requested (default: ``request``).
+            waiting: days of ``request`` held back (a run in progress, a retry not due yet).
+        """
+        requested = self.request if requested is None else requested
         lines = []
-        if self.request:
-            lines.append("requested: " + ", ".join(d.isoformat() for d in self.request))
+        if requested:
+            lines.append("requested: " + ", ".join(d.isoformat() for d in requested))
+        if waiting:
+            lines.append(
+                "not requested now (a run is in progress, or the last one failed and its retry is not due "
+                "yet): " + ", ".join(d.isoformat() for d in waiting)
+            )
         if self.missed:
             lines.append(
                 "missed, not filled (this source's partitions take the present, so a past day cannot be "
@@ -131,7 +143,7 @@ class AutomationPlan:
                 "not loaded and beyond the catch-up horizon (materialize them by hand, e.g. a backfill): "
                 + describe_ranges(self.beyond_horizon)
             )
-        if not self.request:
+        if not requested and not waiting:
             lines.append(
                 f"nothing to request: {self.latest_due.isoformat()} is loaded" if self.latest_due
                 else "nothing to request: no day is due yet"
@@ -167,7 +179,7 @@ def plan_automation(
     """
     latest = latest_day(now, timezone, lambda d: due_at(d, timezone, run_at))
     following = (latest + dt.timedelta(days=1)) if latest else local_date(now, timezone)
-    next_due = due_at(max(following, start_date), timezone, run_at)
+    next_due = due_at(max(following, start_date), timezone, run_at).astimezone(ZoneInfo(timezone))
     if latest is None or latest < start_date:
         return AutomationPlan(next_due=next_due)
     first_in_horizon = max(start_date, latest - dt.timedelta(days=horizon_days - 1))

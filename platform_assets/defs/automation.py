@@ -105,7 +105,7 @@ def build_automation_schedule(
         for day in plan.request:
             number = next_attempt(attempts.of(source.name, day), now)
             if number is None:
-                waiting.append(day.isoformat())
+                waiting.append(day)
                 continue
             requests.append(
                 dg.RunRequest(
@@ -114,15 +114,11 @@ def build_automation_schedule(
                     tags={AUTOMATION_TAG: f"{source.name}:{day.isoformat()}", "source_kind": "postgres"},
                 )
             )
-        if waiting:
-            context.log.info(
-                f"{source.name}: not requested now (a run is in progress, or the last one failed and its "
-                f"retry is not due yet): {', '.join(waiting)}"
-            )
+        message = plan.describe([d for d in plan.request if d not in waiting], waiting)
         if requests:
-            context.log.info(f"{source.name}: {plan.describe()}")
+            context.log.info(f"{source.name}: {message}")
             return requests
-        return dg.SkipReason(plan.describe())
+        return dg.SkipReason(message)
 
     return _schedule
 
