@@ -58,8 +58,17 @@ def cron_for(at: dt.time) -> str:
 
 @contextmanager
 def tracking_connection(platform_db: PostgresResource) -> Iterator[Any]:
-    """A read-only connection to the tracking database, closed after the block."""
-    conn = platform_db.settings().connect(application_name="data_platform:automation")
+    """A read-only connection to the tracking database, closed after the block.
+
+    A tick that cannot read the tracking tables fails (visibly, in the tick's history)."""
+    settings = platform_db.settings()
+    try:
+        conn = settings.connect(application_name="data_platform:automation")
+    except Exception as e:
+        raise RuntimeError(
+            f"cannot read the tracking tables in {settings.describe()}: {str(e).strip()}; "
+            "check that PostgreSQL is running and the PLATFORM_PG*/PG* settings"
+        ) from e
     try:
         conn.set_session(readonly=True, autocommit=True)
         yield conn

@@ -78,3 +78,19 @@ def test_schedules_follow_the_registry(tmp_path: Path) -> None:
 def test_bad_entries_name_the_source_and_the_field(tmp_path: Path, entry: str, message: str) -> None:
     with pytest.raises(RegistryError, match=message.replace(".", r"\.")):
         _load(tmp_path, f"postgres:\n  - {entry}\n")
+
+
+def test_a_tick_fails_visibly_when_the_tracking_database_is_unreachable() -> None:
+    import dagster as dg
+
+    from platform_assets.definitions import build_definitions
+    from platform_assets.registry import PostgresSource, Registry
+    from platform_resources.postgres import PostgresResource
+
+    schedule = build_definitions(Registry(postgres=[PostgresSource(name="a", table="a")])).resolve_schedule_def("a_daily")
+    db = PostgresResource(host="127.0.0.1", port=1, user="u", password="s3cret-pw", dbname="d")
+    when = dt.datetime(2026, 12, 1, 0, 15, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=when, resources={"platform_db": db}) as context:
+        with pytest.raises(RuntimeError, match="cannot read the tracking tables in postgresql://u@127.0.0.1:1/d") as e:
+            schedule(context)
+    assert "s3cret-pw" not in str(e.value)
