@@ -33,6 +33,12 @@ from platform_assets.ingestion.partitions.files import (
 )
 from platform_assets.ingestion.partitions.postgres import SourceSpec
 from platform_assets.ingestion.sink.object_keys import check_key_pattern
+from platform_assets.registry_automation import (
+    Automation,
+    AutomationOverride,
+    Freshness,
+    switch,
+)
 from platform_assets.registry_checks import Check, Strict
 from platform_resources.config import registry_file
 
@@ -61,10 +67,26 @@ class _Checked(Strict):
     description: str | None = None
     checks: list[Check] = []
     allow_empty: bool = False
-    freshness_hours: float = Field(default=26, gt=0)
-    """The asset is stale when its last successful load is older than this."""
     alerts: Alerts | None = None
     """Overrides the registry's ``alerts`` for this source."""
+    freshness: Freshness | None = None
+    """Freshness check on the latest closed day (None: no check)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_fields(cls, data: object) -> object:
+        if isinstance(data, dict) and "freshness_hours" in data:
+            raise ValueError(
+                "freshness_hours was replaced by freshness.deadline_hours: hours after a day ends by which its "
+                "partition must have loaded (e.g. 'freshness: {deadline_hours: 6}'; 'freshness: false' turns "
+                "the check off)"
+            )
+        return data
+
+    @field_validator("freshness", mode="before")
+    @classmethod
+    def _freshness_switch(cls, value: object) -> object:
+        return switch(value)
 
     @field_validator("name")
     @classmethod
@@ -101,6 +123,9 @@ class PostgresSource(_Checked):
     """The row's key, when the table has no primary key (views, tables without one)."""
     capture_deletes: bool = False
     """Record rows deleted from the table in each partition's tombstone (README, "Deletes")."""
+    freshness: Freshness | None = Freshness()
+    automation: AutomationOverride = AutomationOverride()
+    """The source's own time or horizon; ``false`` opts it out (its schedule starts stopped)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -109,6 +134,21 @@ class PostgresSource(_Checked):
     def _object_key(cls, value: str) -> str:
         check_key_pattern(value, placeholders=("name", "date"), required=("date",))
         return value
+
+    @field_validator("automation", mode="before")
+    @classmethod
+    def _automation_switch(cls, value: object) -> object:
+        return {"enabled": False} if value is False else {} if value is True or value is None else value
+
+    @property
+    def replayable(self) -> bool:
+        """A past day's content can be read again: its day window (timestamp watermark).
+        Full loads, custom queries and system views snapshot the present; integer
+        sources take what is past the watermark."""
+        return self.load == "incremental" and self.watermark_type == "timestamp"
+
+    def automation_settings(self, registry: Registry) -> Automation:
+        return self.automation.over(registry.automation)
 
     @model_validator(mode="after")
     def _shape(self) -> PostgresSource:
@@ -249,6 +289,8 @@ class FileFamily(_Checked):
 class Registry(Strict):
     start_date: dt.date = dt.date(2024, 1, 1)
     timezone: str = "UTC"
+    automation: Automation = Automation()
+    """Defaults of every database source's daily automation."""
     postgres: list[PostgresSource] = []
     files: list[FileFamily] = []
     alerts: Alerts = Alerts()

@@ -10,7 +10,11 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.run_request import InstigatorType
-from dagster._core.scheduler.instigation import InstigatorState, InstigatorTick, TickStatus
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorTick,
+    TickStatus,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,

@@ -12,7 +12,7 @@ by column and batch), and are reported as Dagster asset check results:
   watermark that no load captured (the count and a sample of keys otherwise);
 - the registry's ``checks``.
 
-Freshness is a ``FreshnessPolicy`` on each asset (the registry's ``freshness_hours``).
+Freshness is a separate, unpartitioned check (``defs/freshness.py``).
 """
 
 import tempfile

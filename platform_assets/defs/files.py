@@ -2,7 +2,6 @@
 
 import hashlib
 import warnings
-from datetime import timedelta
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -74,7 +73,6 @@ def build_file_family(
         metadata={"directory": str(family.input_directory()), "glob": family.glob},
         tags={"source_kind": "files"},
         check_specs=[all_loaded, *check_specs(key, family, partitions_def, from_postgres=False)],
-        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=family.freshness_hours)),
     )
     def _asset(
         context: dg.AssetExecutionContext,

@@ -1,6 +1,5 @@
 """Dagster wiring for PostgreSQL sources: one daily-partitioned asset per registry entry."""
 
-from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -60,7 +59,6 @@ def build_postgres_asset(
         },
         tags={"source_kind": "postgres"},
         check_specs=check_specs(key, source, partitions_def, from_postgres=True),
-        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours)),
     )
     def _asset(
         context: dg.AssetExecutionContext,

@@ -64,6 +64,8 @@ def deployment(tmp_path, pg, pg_conn, store_settings):
         json.dumps(
             {
                 "start_date": "2024-03-01",
+                # schedules start stopped: a tick at a quarter hour would add runs of recent days
+                "automation": {"enabled": False},
                 "postgres": [
                     {"name": "orders", "table": "orders", "load": "incremental",
                      "watermark_column": "updated_at", "watermark_type": "timestamp"}
@@ -184,6 +186,15 @@ def test_backfill_through_graphql_and_sensor_on_a_dropped_file(deployment, pg_co
         }},
     )
     assert launched["data"]["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", launched
+    # the asset's automation, as its page shows it: its schedule (stopped, as the registry says)
+    nodes = _graphql(
+        port,
+        """{ assetNodes { assetKey { path } targetingInstigators {
+             __typename ... on Schedule { name scheduleState { status } } } } }""",
+    )["data"]["assetNodes"]
+    [orders] = [n for n in nodes if n["assetKey"]["path"] == ["bronze", "postgres", "orders"]]
+    assert orders["targetingInstigators"] == [
+        {"__typename": "Schedule", "name": "orders_daily", "scheduleState": {"status": "STOPPED"}}]
 
     (deployment["inbox"] / "customers_20240302.csv").write_text("id,zip\n1,01234\n2,99999\n")
 

@@ -241,7 +241,11 @@ def _sensor_state(instance, name):
         RemoteInstigatorOrigin,
         RemoteRepositoryOrigin,
     )
-    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, SensorInstigatorData
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        SensorInstigatorData,
+    )
 
     origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("platform"), "__repository__"),
                                     name)

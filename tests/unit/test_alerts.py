@@ -6,9 +6,27 @@ import json
 
 import pytest
 
-from platform_assets.alerts.messages import Failure, first_line, payload, redact, redacted
-from platform_assets.alerts.outbox import NOT_TRIED, OUT_OF_TIME, AlertCursor, CursorError, Pending, deliver
-from platform_assets.alerts.rules import RunVerdict, TickOutcome, failed_run_verdict, failing_tick_alerts
+from platform_assets.alerts.messages import (
+    Failure,
+    first_line,
+    payload,
+    redact,
+    redacted,
+)
+from platform_assets.alerts.outbox import (
+    NOT_TRIED,
+    OUT_OF_TIME,
+    AlertCursor,
+    CursorError,
+    Pending,
+    deliver,
+)
+from platform_assets.alerts.rules import (
+    RunVerdict,
+    TickOutcome,
+    failed_run_verdict,
+    failing_tick_alerts,
+)
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
 FAILURE = Failure(

@@ -6,6 +6,7 @@
   store client, nothing that does I/O of its own;
 - ``platform_assets/alerts/`` (what an alert says, its delivery bookkeeping) is pure: no
   Dagster, no resources, no network;
+- ``platform_assets/automation/`` (when sources are due, freshness) is pure likewise;
 - ``platform_resources/`` never imports ``platform_assets``;
 - no product module is longer than 400 lines.
 """
@@ -58,6 +59,12 @@ def test_partition_rules_are_pure(path: Path) -> None:
 def test_alert_rules_are_pure(path: Path) -> None:
     assert _forbidden(path, ("dagster", "platform_resources", "platform_assets.defs", "platform_assets.registry",
                              "urllib", "http", "socket", "psycopg2", "os")) == []
+
+
+@pytest.mark.parametrize("path", _modules(ROOT / "platform_assets" / "automation"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_automation_rules_are_pure(path: Path) -> None:
+    assert _forbidden(path, ("dagster", "psycopg2", "boto3", "platform_resources", "platform_assets.ingestion",
+                             "platform_assets.registry", "platform_assets.defs", "subprocess")) == []
 
 
 @pytest.mark.parametrize("path", _modules(ROOT / "platform_resources"), ids=lambda p: str(p.relative_to(ROOT)))
