@@ -54,7 +54,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         sensors.append(built[1])
     sensors.append(
         build_alerts_sensor(
-            sensor_names=[s.name for s in sensors],
+            sensor_names=[s.name for s in [*sensors, *schedules]],
             op_assets={a.op.name: a.key.to_user_string() for a in assets},
             warn_assets=[a.key.to_user_string() for a in assets if registry.warn_check_alerts(a.key.path[-1])],
             # On by default where a webhook is configured; elsewhere it can be started by hand

@@ -161,8 +161,11 @@ def run_failure(
 def platform_sensor_states(
     instance: dg.DagsterInstance, names: frozenset[str], repository_name: str | None
 ) -> list[InstigatorState]:
-    """The stored states of the platform's sensors (a sensor that never ticked has none)."""
-    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    """The stored states of the platform's sensors and schedules (one that never ticked has none)."""
+    states = [
+        *instance.all_instigator_state(instigator_type=InstigatorType.SENSOR),
+        *instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE),
+    ]
     return [
         s for s in states
         if s.name in names and (repository_name is None or s.origin.repository_origin.repository_name == repository_name)

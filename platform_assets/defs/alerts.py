@@ -56,7 +56,8 @@ def build_alerts_sensor(
     """The alerts sensor.
 
     Args:
-        sensor_names: the platform's sensors whose failing ticks are alerted (this one is added).
+        sensor_names: the platform's sensors and schedules whose failing ticks are alerted (this
+            sensor is added).
         op_assets: op name -> asset key (``bronze/postgres/orders``), to name a failed step's source.
         warn_assets: asset keys whose failing WARN checks are alerted too.
         retry_grace_seconds: how long a run Dagster will retry may wait for its retry.
@@ -207,8 +208,9 @@ def _failed_ticks(
             tick = by_id[outcome.tick_id]
             failures.append(
                 Failure(
-                    kind="sensor", key=f"tick:{state.name}:{tick.tick_id}", source=f"sensor {state.name}",
-                    what=f"tick {tick.tick_id} (alerted once until the sensor recovers or its error changes)",
+                    kind="sensor", key=f"tick:{state.name}:{tick.tick_id}",
+                    source=f"{state.instigator_type.value.lower()} {state.name}",
+                    what=f"tick {tick.tick_id} (alerted once until it recovers or its error changes)",
                     error=first_line(events.error_text(tick.error)) or "(no error recorded)",
                 )
             )

@@ -234,7 +234,7 @@ def test_a_check_that_failed_its_run_is_alerted_as_the_run(instance, webhook):
     assert "*Error:* DagsterAssetCheckFailedError: 1 blocking asset check failed" in text
 
 
-def _sensor_state(instance, name):
+def _sensor_state(instance, name, schedule: bool = False):
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.remote_origin import (
         RegisteredCodeLocationOrigin,
@@ -249,21 +249,26 @@ def _sensor_state(instance, name):
 
     origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("platform"), "__repository__"),
                                     name)
-    state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE,
-                            SensorInstigatorData(min_interval=30, sensor_type=None))
+    if schedule:
+        from dagster._core.scheduler.instigation import ScheduleInstigatorData
+
+        state = InstigatorState(origin, InstigatorType.SCHEDULE, InstigatorStatus.DECLARED_IN_CODE,
+                                ScheduleInstigatorData("*/15 * * * *", start_timestamp=time.time()))
+    else:
+        state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE,
+                                SensorInstigatorData(min_interval=30, sensor_type=None))
     instance.add_instigator_state(state)
     return state
 
 
 def _record_tick(instance, state, error: str | None):
     """A finished tick of ``state``'s sensor, as the daemon stores it."""
-    from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import TickData, TickStatus
     from dagster._utils.error import SerializableErrorInfo
 
     tick = instance.create_tick(TickData(
         instigator_origin_id=state.instigator_origin_id, instigator_name=state.name,
-        instigator_type=InstigatorType.SENSOR, status=TickStatus.STARTED, timestamp=time.time(),
+        instigator_type=state.instigator_type, status=TickStatus.STARTED, timestamp=time.time(),
         selector_id=state.selector_id))
     if error is None:
         instance.update_tick(tick.with_status(TickStatus.SKIPPED))
@@ -288,6 +293,20 @@ def test_failing_sensor_ticks_of_the_platform_alert_once_per_streak(instance, we
     assert fields["Error"] == "FileNotFoundError: data/input is missing"
     assert "Run" not in fields
     assert "someone_elses_sensor" not in json.dumps(webhook.received)
+
+
+def test_a_failing_schedule_tick_of_the_platform_alerts(instance, webhook):
+    # The daily automation is a schedule per source: a tick that cannot read the tracking
+    # tables must not fail silently.
+    sensor = build_alerts_sensor(sensor_names=["orders_daily"], op_assets={OP: KEY.to_user_string()})
+    resource = _resource(webhook.url)
+    daily = _sensor_state(instance, "orders_daily", schedule=True)
+    cursor, _ = _tick(sensor, instance, None, resource)
+    _record_tick(instance, daily, "TransientError: cannot read the tracking tables of platform database x")
+    cursor, _ = _tick(sensor, instance, cursor, resource)
+    assert len(webhook.received) == 1, webhook.texts()
+    fields = {f["title"]: f["value"] for f in webhook.received[0]["attachments"][0]["fields"]}
+    assert fields["Source"] == "schedule orders_daily"
 
 
 def test_nothing_is_sent_when_the_url_is_unset(instance, webhook):
