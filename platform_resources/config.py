@@ -12,7 +12,9 @@ This is the one module that reads the platform's environment variables:
   cores, 2 to 4), ``INGESTION_COPY_CLIENT`` (``psql``, the default, or ``psycopg2``).
 - ``SOURCE_REGISTRY``: the registry file (default ``platform_assets/sources.yaml``).
 - The local services of ``make demo`` / ``make dev``: ``UI_PORT`` (the Dagster UI,
-  default 3000) and ``LOCAL_S3_PORT`` (the embedded object store, default 9000).
+  default 3000), ``LOCAL_S3_PORT`` (the embedded object store, default 9000) and
+  ``LOCAL_DIR`` (where the embedded services keep their data and state, default
+  ``.local`` in the project).
 
 Each can also be given in the settings file: ``local.env`` in the project folder, or
 the file named by ``SETTINGS_FILE``. Precedence: the process environment, then the
@@ -49,7 +51,7 @@ DEFAULT_SETTINGS_FILE = PROJECT_DIR / "local.env"
 DEFAULT_UI_PORT = 3000
 DEFAULT_LOCAL_S3_PORT = 9000
 # Relative paths in the settings file are relative to the file's folder.
-PATH_SETTINGS = ("SOURCE_REGISTRY", "DAGSTER_HOME")
+PATH_SETTINGS = ("SOURCE_REGISTRY", "DAGSTER_HOME", "LOCAL_DIR")
 SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
 
 
@@ -164,7 +166,7 @@ KNOWN_SETTINGS: dict[str, str] = {
     "INGESTION_LOCK_WAIT_SECONDS": "1800", "INGESTION_PARALLEL_STREAMS": "(cores, 2-4)",
     "INGESTION_COPY_CLIENT": "psql",
     "UI_PORT": str(DEFAULT_UI_PORT), "LOCAL_S3_PORT": str(DEFAULT_LOCAL_S3_PORT),
-    "DAGSTER_HOME": ".local/dagster_home",
+    "DAGSTER_HOME": ".local/dagster_home", "LOCAL_DIR": ".local",
 }
 
 
