@@ -60,7 +60,7 @@ class SettingsError(ValueError):
 
 
 def parse_settings(text: str, origin: str = "settings file") -> dict[str, str]:
-    """``KEY=VALUE`` lines, as a shell would source them, without expansion.
+    """``KEY=VALUE`` lines (a shell's syntax, without its expansions).
 
     Blank lines and ``#`` comments are skipped; ``export `` in front is allowed; a
     value may be wrapped in single or double quotes (taken literally, no escapes); an
@@ -73,7 +73,8 @@ def parse_settings(text: str, origin: str = "settings file") -> dict[str, str]:
             continue
         match = re.fullmatch(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)", line)
         if not match:
-            raise SettingsError(f"{origin}, line {number}: expected KEY=VALUE, got {raw.strip()!r}")
+            # the line is not echoed: it may hold a password
+            raise SettingsError(f"{origin}, line {number}: expected KEY=VALUE (a name of letters, digits, _)")
         key, value = match.groups()
         if value[:1] in {"'", '"'}:
             quote = value[0]

@@ -48,6 +48,12 @@ def test_parse_settings_names_the_bad_line(text, line):
         parse_settings(text, origin="f.env")
 
 
+def test_a_bad_line_is_not_echoed():
+    with pytest.raises(SettingsError) as error:
+        parse_settings("PGPASSWORD hunter2", origin="f.env")
+    assert "hunter2" not in str(error.value)
+
+
 def test_environment_wins_over_the_file_and_empty_counts_as_unset():
     environ = {"PGDATABASE": "from_env", "PGUSER": ""}
     file_values = {"PGDATABASE": "from_file", "PGUSER": "etl", "PGHOST": "db"}
