@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-model-long dev bootstrap summary bench bench-quick stop-local
+.PHONY: install demo load test test-model-long dev bootstrap summary status bench bench-quick stop-local
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,16 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-## Set up, start the embedded defaults if nothing is configured, load the demo sources.
+# Settings: the process environment, then local.env (or the file SETTINGS_FILE names), then
+# the defaults; see local.env.example. Only PORT and PARTITION are make variables.
+
+## Set up, start the embedded defaults if nothing is configured, load the demo sources (schema demo).
 demo: $(STAMP)
 	$(BIN)/python -m platform_assets.cli demo $(if $(PARTITION),--partition $(PARTITION))
+
+## Load every database source of the registry in effect (SOURCE_REGISTRY) for one partition.
+load: $(STAMP)
+	$(BIN)/python -m platform_assets.cli load $(if $(PARTITION),--partition $(PARTITION))
 
 ## Unit and integration tests (real PostgreSQL on 127.0.0.1:5432, S3 server on loopback).
 test: $(STAMP)
@@ -27,16 +34,20 @@ test-model-long: $(STAMP)
 	MODEL_RANDOM=1 MODEL_EXAMPLES=$${MODEL_EXAMPLES:-40} MODEL_STEPS=$${MODEL_STEPS:-60} \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/model
 
-## The Dagster UI on http://127.0.0.1:3000, against the same services as `make demo`.
+## The Dagster UI on http://127.0.0.1:3000 (make dev PORT=3001, or UI_PORT), same services as `make demo`.
+## PORT counts only when given on the command line (an exported PORT is often some other program's).
 dev: $(STAMP)
-	$(BIN)/python -c "from platform_assets import local_stack; local_stack.start()"
-	. .local/env && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/python -m platform_assets.cli dev $(if $(filter command line,$(origin PORT)),--port $(PORT))
 
 bootstrap: $(STAMP)
 	$(BIN)/python -m platform_assets.cli bootstrap
 
 summary: $(STAMP)
 	$(BIN)/python -m platform_assets.cli summary
+
+## What on-call checks first: daily summary, failures of the last 24 h, watermarks, missing days.
+status: $(STAMP)
+	$(BIN)/python -m platform_assets.cli status
 
 BENCH_STAMP := $(VENV)/.bench-installed
 DLT_VENV := .venv-bench-dlt
@@ -58,6 +69,6 @@ bench: $(BENCH_STAMP) $(DLT_VENV)/.installed
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
 
-## Stop the embedded object store started by `make demo` / `make dev`.
-stop-local:
-	-test -f .local/localbucket.pid && kill $$(cat .local/localbucket.pid) && rm -f .local/localbucket.pid
+## Stop the embedded services `make demo` / `make dev` started (object store, PostgreSQL), and say which.
+stop-local: $(STAMP)
+	$(BIN)/python -m platform_assets.cli stop-local

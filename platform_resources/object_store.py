@@ -127,3 +127,36 @@ def _is_transient(cause: BaseException) -> bool:
         status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return status >= 500 or error.get("Code") in _TRANSIENT_CODES
     return isinstance(cause, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError))
+
+
+def probe_s3(endpoint_url: str, access_key: str, secret_key: str, region: str = "us-east-1",
+             timeout: float = 3.0) -> str | None:
+    """Whether ``endpoint_url`` answers as an S3 server: None if it does, else why not (one line).
+
+    One ListBuckets request, no retries, short timeouts: a wrong port fails in seconds
+    rather than after the client's retries.
+    """
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+        region_name=region,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"},
+                      connect_timeout=timeout, read_timeout=timeout),
+    )
+    try:
+        response = client.list_buckets()
+    except (EndpointConnectionError, ConnectTimeoutError) as e:
+        return f"nothing answers at {endpoint_url} ({type(e).__name__})"
+    except ClientError as e:
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = e.response.get("Error", {}).get("Code")
+        if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
+            return f"the S3 server at {endpoint_url} refuses the credentials ({code}): check MINIO_ACCESS_KEY/MINIO_SECRET_KEY"
+        return f"{endpoint_url} does not answer as an S3 server (HTTP {status}, {code or 'no S3 error code'})"
+    except Exception as e:  # noqa: BLE001 - any other answer (HTML, garbage, a reset) is "not S3"
+        return f"{endpoint_url} does not answer as an S3 server ({type(e).__name__})"
+    if "Buckets" not in response:
+        return f"{endpoint_url} does not answer as an S3 server (no bucket list in its answer)"
+    return None
