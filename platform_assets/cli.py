@@ -106,11 +106,11 @@ def status() -> int:
     return 0
 
 
-def start_local(object_store: bool = True) -> None:
+def start_local(object_store: bool = True) -> dict[str, str]:
     """Start the embedded services where nothing is configured; print the settings; check the store.
 
     Commands that only read the tracking tables (``object_store=False``) attach to the
-    embedded PostgreSQL the demo used, as the others do.
+    embedded PostgreSQL the demo used, as the others do. Returns the embedded settings.
     """
     from platform_assets import local_stack
 
@@ -118,10 +118,30 @@ def start_local(object_store: bool = True) -> None:
     print_settings({name: "embedded" for name in embedded})
     if object_store:
         local_stack.check_object_store()
+    return embedded
+
+
+def print_where_bronze(embedded: Mapping[str, str]) -> None:
+    """Where the Parquet went, how to read it, and what keeps running."""
+    from platform_assets import local_stack
+    from platform_resources.config import ObjectStoreSettings
+
+    store = ObjectStoreSettings.from_env()
+    bucket = store.buckets["bronze"]
+    print(f"bronze: s3://{bucket}/ at {store.endpoint_url}")
+    if "MINIO_ENDPOINT" in embedded:
+        from platform_assets.registry import load_registry
+
+        folder = local_stack.local_root() / "s3" / bucket
+        name = next((s.name for s in load_registry().postgres), "<name>")
+        print(f"  the embedded object store keeps running ({store.endpoint_url}; `make stop-local` stops it); "
+              f"its objects are plain files under {folder}/, e.g.\n"
+              f"  .venv/bin/python -c \"import pyarrow.parquet as pq; "
+              f"print(pq.read_table('{folder}/postgres/{name}').to_pandas())\"")
 
 
 def demo(partition: str) -> int:
-    start_local()
+    embedded = start_local()
     from platform_assets.demo_data import DEMO_SCHEMA, create_demo_sources
 
     bootstrap()
@@ -134,13 +154,17 @@ def demo(partition: str) -> int:
         source.close()
     print(f"demo sources in schema {DEMO_SCHEMA} of {settings.describe()}: "
           + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    return run_main_job(partition)
+    status = run_main_job(partition)
+    print_where_bronze(embedded)
+    return status
 
 
 def load(partition: str) -> int:
-    start_local()
+    embedded = start_local()
     bootstrap()
-    return run_main_job(partition)
+    status = run_main_job(partition)
+    print_where_bronze(embedded)
+    return status
 
 
 def run_main_job(partition: str) -> int:

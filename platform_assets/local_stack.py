@@ -41,11 +41,16 @@ class LocalStackError(RuntimeError):
     """An embedded service could not be started, or a port is taken (one line, for the user)."""
 
 
+def local_root() -> Path:
+    """Where the embedded services keep their state: ``LOCAL_DIR`` (default ``.local``)."""
+    return Path(setting("LOCAL_DIR") or PROJECT_DIR / ".local")
+
+
 class _Paths:
     """Where the embedded services keep their state: ``LOCAL_DIR`` (default ``.local``)."""
 
     def __init__(self) -> None:
-        self.root = Path(setting("LOCAL_DIR") or PROJECT_DIR / ".local")
+        self.root = local_root()
         self.env = self.root / "env"
         self.localbucket_pid = self.root / "localbucket.pid"
         self.localbucket_port = self.root / "localbucket.port"

@@ -263,6 +263,11 @@ def test_stop_local_stops_the_object_store_it_started_and_says_so(tmp_path, pg, 
         assert f"MINIO_ENDPOINT=http://127.0.0.1:{s3_port}  (embedded)" in loaded.stderr
         assert _listening(s3_port)
         assert (tmp_path / "local" / "s3" / "bronze" / "postgres" / "t" / "2024-03-01" / "t.parquet").is_file()
+        assert "the embedded object store keeps running" in loaded.stdout and "make stop-local" in loaded.stdout
+        [reader] = [line.strip() for line in loaded.stdout.splitlines() if "pq.read_table" in line]
+        assert str(tmp_path / "local" / "s3" / "bronze" / "postgres" / "t") in reader
+        shown = subprocess.run(reader, shell=True, cwd=PROJECT, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0 and "id" in shown.stdout, shown.stderr
         pid = int((tmp_path / "local" / "localbucket.pid").read_text())
         again = cli(settings, "status")  # reuses the running store's settings; reads the tracking tables
         assert again.returncode == 0 and "Failed runs, last 24 hours: 0" in again.stdout
