@@ -56,3 +56,28 @@ def test_a_run_the_platform_refuses_is_not_recorded_as_the_files_failure(
     assert launch(reg, requests[0], "customer_files", pg, store_settings).success
     assert family_rows(store_settings, "customer_files", "id", "name") == [(1, "ann")]
 
+
+def test_a_loaded_file_delivered_again_is_moved_by_the_sensors_run(tmp_path, pg, pg_conn, store_settings):
+    """Promise (README, "``after_load: move``"): "A file already loaded and found again is
+    moved" (a redelivery of the same name gets ``.1``), never over another file.
+
+    Defect: ``family_watch.plan_tick`` leaves out every version the ledger holds, so a
+    loaded version found again in the directory (delivered twice, or left there by a run
+    that died between its commit and the move) was never requested: with the sensor
+    (the default way files arrive) it stayed in the input directory for ever; only a
+    manual materialization moved it.
+    """
+    reg = registry(family(tmp_path, after_load="move"))
+    write_input(tmp_path, "customers_20240301.csv", "id,name\n1,ann\n")
+    requests, cursor = ticks(reg, "customer_files", pg, store_settings)
+    assert launch(reg, requests[-1], "customer_files", pg, store_settings).success
+    processed = tmp_path / "_processed" / DAY
+    assert [p.name for p in processed.iterdir()] == ["customers_20240301.csv"]
+    write_input(tmp_path, "customers_20240301.csv", "id,name\n1,ann\n")  # delivered again
+    requests, cursor = ticks(reg, "customer_files", pg, store_settings, cursor)
+    for request in requests:
+        assert launch(reg, request, "customer_files", pg, store_settings).success
+    assert not (tmp_path / "customers_20240301.csv").exists(), "the loaded file stays in the input directory"
+    assert sorted(p.name for p in processed.iterdir()) == ["customers_20240301.csv", "customers_20240301.csv.1"]
+    assert family_rows(store_settings, "customer_files", "id", "name") == [(1, "ann")]
+    assert query(pg_conn, "SELECT count(*) FROM data_platform.ingested_files")[0][0] == 1
