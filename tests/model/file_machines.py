@@ -71,6 +71,8 @@ PATHS = [
     "customers_20240301.csv", "customers_20240301.csv.gz", "east/customers_20240301.csv",
     "west/customers_20240301.csv", "customers_20240302.csv", "east/customers_20240302.csv.gz",
 ]
+NAMES = st.sampled_from(PATHS[:1] * 4 + PATHS[1:3] * 2 + PATHS)
+"""Mostly one name: redeliveries, replacements and moves into a folder that holds it already."""
 BAD_NAME = "customers_20240230.csv"
 """Its date is no date: a problem of its name, recorded once per state of the file."""
 HEADER = ("id", "name", "code")
@@ -167,9 +169,12 @@ class FileFamilyMachine(RuleBasedStateMachine):
         run_records.commit_success = _commit
         family_load.load_file = _load_file
 
-    @initialize(after_load=st.sampled_from(["leave", "move"]))
-    def configure(self, after_load: str) -> None:
+    @initialize(after_load=st.sampled_from(["leave", "move"]),
+                files=st.lists(st.tuples(NAMES, ROWS, st.booleans()), min_size=1, max_size=4))
+    def configure(self, after_load: str, files: list) -> None:
         self.after_load = after_load
+        for relative, rows, stable in files:
+            self.write_file(relative, rows, stable)
 
     def family(self) -> FileFamily:
         return FileFamily(name=self.name, directory=str(self.directory), glob="**/customers_*.csv*", format="csv",
@@ -213,13 +218,13 @@ class FileFamilyMachine(RuleBasedStateMachine):
         gen = self.files.get(relative, {}).get("gen", 0) + 1
         self.files[relative] = {"data": data, "gen": gen, "stable": stable, "rows": rows}
 
-    @rule(relative=st.sampled_from(PATHS), rows=ROWS, stable=st.booleans())
+    @rule(relative=NAMES, rows=ROWS, stable=st.booleans())
     def write_file(self, relative: str, rows: list, stable: bool) -> None:
         """Create a file, or replace one with new content."""
         raw = csv_text(rows)
         self._put(relative, gzip.compress(raw, mtime=0) if relative.endswith(".gz") else raw, rows, stable)
 
-    @rule(relative=st.sampled_from(PATHS), kind=st.sampled_from(["ragged", "unterminated", "empty", "not gzip"]))
+    @rule(relative=NAMES, kind=st.sampled_from(["ragged", "unterminated", "empty", "not gzip"]))
     def write_bad_file(self, relative: str, kind: str) -> None:
         data = {"ragged": b"id,name,code\n1,a,b,c\n", "unterminated": b'id,name,code\n1,"a,b\n',
                 "empty": b"", "not gzip": b"\x1f\x8b\x08\x00garbage"}[kind]
@@ -317,12 +322,14 @@ class FileFamilyMachine(RuleBasedStateMachine):
             materialize_partition(self.registry(), self.pg, self.store_settings, self.name, partition,
                                   group="files", raise_on_error=False)
 
+    @precondition(lambda self: self._here())
     @rule(partition=st.sampled_from(PARTITIONS), via=st.sampled_from(["engine", "engine", "dagster"]))
     def manual_run(self, partition: str, via: str) -> None:
         gens = self._at_rest(partition)
         self._manual(partition, via)
         self._saw(gens)
 
+    @precondition(lambda self: self._here())
     @rule(via=st.sampled_from(["engine", "engine", "dagster"]))
     def sensor_tick(self, via: str) -> None:
         gens = {r: f["gen"] for r, f in self.files.items() if self._on_disk(r)}
@@ -390,6 +397,7 @@ class FileFamilyMachine(RuleBasedStateMachine):
             raise errors[0]
         self._saw(gens)
 
+    @precondition(lambda self: self._here())
     @rule(partition=st.sampled_from(PARTITIONS))
     def run_fails_before_commit(self, partition: str) -> None:
         """The platform database goes away before a file's commit: the run fails
@@ -402,6 +410,7 @@ class FileFamilyMachine(RuleBasedStateMachine):
         finally:
             _FAIL.commit = False
 
+    @precondition(lambda self: self._here())
     @rule(partition=st.sampled_from(PARTITIONS))
     def store_refuses_a_run(self, partition: str) -> None:
         """The object store refuses the run (wrong credentials, a bucket policy): not the

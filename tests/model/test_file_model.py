@@ -16,4 +16,4 @@ from tests.model.settings import model_settings
 
 def test_each_file_version_lands_in_bronze_exactly_once(pg: Any, store_settings: Any) -> None:
     FileFamilyMachine.pg, FileFamilyMachine.store_settings = pg, store_settings
-    run_state_machine_as_test(FileFamilyMachine, settings=model_settings(examples=6, steps=30))
+    run_state_machine_as_test(FileFamilyMachine, settings=model_settings(examples=10, steps=30))
