@@ -7,8 +7,9 @@ operations (create, replace, append while still being written, finish writing, t
 rename, delete; ``.gz`` twins and same names in subdirectories; unparseable content
 and a name that is no date), sensor ticks (through the engine or the Dagster sensor)
 and the runs they request, manual runs of a partition, a sensor's run and a manual run
-of one partition at once (threads), runs that fail when the platform database goes
-away before the commit (then retried), and a writer that appends to a file while a
+of one partition at once (threads), a sensor tick while a run loads and moves files,
+runs that fail when the platform database goes
+away before the commit or that the object store refuses (then retried), and a writer that appends to a file while a
 run loads it.
 
 After every step, against the real S3 server and PostgreSQL:
@@ -334,22 +335,7 @@ class FileFamilyMachine(RuleBasedStateMachine):
     def sensor_tick(self, via: str) -> None:
         gens = {r: f["gen"] for r, f in self.files.items() if self._on_disk(r)}
         if via == "engine":
-            loaded = {(r, m) for r, m, _, _ in self._ledger()}
-            plan = plan_tick(self.family().spec(self.registry()), self.services(), self.cursor)
-            self.cursor = plan.cursor
-            requested = set()
-            for partition, refs in sorted(plan.ready.items()):
-                self.pending.append((partition, refs, {r.relative_path: gens[r.relative_path] for r in refs}, None))
-                requested |= {(r.relative_path, r.md5) for r in refs}
-            # The sensor asks for every good version at rest since its previous tick and not loaded yet.
-            at_rest = {(r, hashlib.md5(self.files[r]["data"]).hexdigest()) for r, gen in gens.items()
-                       if self.engine_tick_gens.get(r) == gen}
-            missing = {v for v in at_rest - loaded - requested if self.rows[v[1]] is not None}
-            assert not missing, ("versions at rest, not loaded, not requested by the sensor", missing)
-            if self.after_load == "move":  # a loaded version found again is requested: its run moves it
-                unmoved = at_rest & loaded - requested
-                assert not unmoved, ("loaded versions found again, not requested to be moved", unmoved)
-            self.engine_tick_gens = gens
+            self._engine_tick(gens, check=True)
         else:
             requests, self.dagster_cursor = sensor_tick(self.registry(), self.name, self.pg, self.store_settings,
                                                         self.dagster_cursor)
@@ -360,6 +346,27 @@ class FileFamilyMachine(RuleBasedStateMachine):
                                      {r.relative_path: gens[r.relative_path] for r in refs}, request))
         if self._on_disk(BAD_NAME):
             self.must_bad_name = True
+
+    def _engine_tick(self, gens: dict[str, int], check: bool) -> None:
+        loaded = {(r, m) for r, m, _, _ in self._ledger()}
+        plan = plan_tick(self.family().spec(self.registry()), self.services(), self.cursor)
+        self.cursor = plan.cursor
+        requested = set()
+        for partition, refs in sorted(plan.ready.items()):
+            self.pending.append((partition, refs, {r.relative_path: gens[r.relative_path] for r in refs}, None))
+            requested |= {(r.relative_path, r.md5) for r in refs}
+        if not check:  # a run ran at the same time: what was at rest may have moved or loaded meanwhile
+            self.engine_tick_gens = gens
+            return
+        # The sensor asks for every good version at rest since its previous tick and not loaded yet.
+        at_rest = {(r, hashlib.md5(self.files[r]["data"]).hexdigest()) for r, gen in gens.items()
+                   if self.engine_tick_gens.get(r) == gen}
+        missing = {v for v in at_rest - loaded - requested if self.rows[v[1]] is not None}
+        assert not missing, ("versions at rest, not loaded, not requested by the sensor", missing)
+        if self.after_load == "move":  # a loaded version found again is requested: its run moves it
+            unmoved = at_rest & loaded - requested
+            assert not unmoved, ("loaded versions found again, not requested to be moved", unmoved)
+        self.engine_tick_gens = gens
 
     def _requested(self, index: int) -> None:
         partition, refs, gens, request = self.pending.pop(index % len(self.pending))
@@ -396,6 +403,29 @@ class FileFamilyMachine(RuleBasedStateMachine):
         if errors:
             raise errors[0]
         self._saw(gens)
+
+    @precondition(lambda self: self._here())
+    @rule(partition=st.sampled_from(PARTITIONS))
+    def sensor_tick_while_a_run_loads(self, partition: str) -> None:
+        gens = {r: f["gen"] for r, f in self.files.items() if self._on_disk(r)}
+        at_rest = self._at_rest(partition)
+        errors: list[BaseException] = []
+
+        def guard(target: Any, *args: Any) -> None:
+            try:
+                target(*args)
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+
+        threads = [threading.Thread(target=guard, args=(self._engine_tick, gens, False)),
+                   threading.Thread(target=guard, args=(self._manual, partition, "engine"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        if errors:
+            raise errors[0]
+        self._saw(at_rest)
 
     @precondition(lambda self: self._here())
     @rule(partition=st.sampled_from(PARTITIONS))
