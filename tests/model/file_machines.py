@@ -8,9 +8,9 @@ rename, delete; ``.gz`` twins and same names in subdirectories; unparseable cont
 and a name that is no date), sensor ticks (through the engine or the Dagster sensor)
 and the runs they request, manual runs of a partition, a sensor's run and a manual run
 of one partition at once (threads), a sensor tick while a run loads and moves files,
-runs that fail when the platform database goes
-away before the commit or that the object store refuses (then retried), and a writer that appends to a file while a
-run loads it.
+runs that fail when the platform database goes away before the commit or that the
+object store refuses (then retried), and a writer that appends to a file while a run
+loads it.
 
 After every step, against the real S3 server and PostgreSQL:
 
@@ -19,7 +19,10 @@ After every step, against the real S3 server and PostgreSQL:
   the version's rows with the platform's exact types;
 * every object of the family is such a version's object (nothing else in bronze);
 * every version a run saw at rest is in the ledger (or, bad, in ``file_failures``
-  with a ``failed`` run); no good version is recorded as failed;
+  with a ``failed`` run); no good version is recorded as failed; a misnamed file is
+  reported;
+* a sensor tick requests every good version at rest since its previous tick and not
+  loaded (under ``move``, loaded ones found again too, so that their run moves them);
 * no file is lost: the input and ``_processed`` folders hold exactly the contents
   written and not replaced or deleted by the test; a file in ``_processed`` is a
   version that was loaded, under its partition's folder.
@@ -527,6 +530,9 @@ class FileFamilyMachine(RuleBasedStateMachine):
         assert not missing, ("bad versions seen at rest and not recorded", missing)
         if self.must_bad_name:
             assert any(r == BAD_NAME for r, _, _ in failures), ("the misnamed file was not reported", failures)
+        [(runs,)] = query(self.conn, "SELECT count(*) FROM data_platform.ingestion_metadata WHERE family = %s "
+                                     "AND source_name = %s", (self.name, BAD_NAME))
+        assert runs == sum(r == BAD_NAME for r, _, _ in failures), ("the misnamed file reported more than once", runs)
 
     @invariant()
     def no_file_is_lost_or_moved_unloaded(self) -> None:
