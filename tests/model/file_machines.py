@@ -48,6 +48,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import psycopg2
 import pyarrow as pa
 from hypothesis import strategies as st
@@ -170,6 +171,8 @@ class FileFamilyMachine(RuleBasedStateMachine):
         self.dagster_cursor: str | None = None
         self.pending: list[tuple[str, list[FileRef], dict[str, int], Any]] = []
         self.clock = 0
+        self.instance: dg.DagsterInstance | None = None
+        self.launched: set[str] = set()
         run_records.commit_success = _commit
         family_load.load_file = _load_file
 
@@ -341,7 +344,7 @@ class FileFamilyMachine(RuleBasedStateMachine):
             self._engine_tick(gens, check=True)
         else:
             requests, self.dagster_cursor = sensor_tick(self.registry(), self.name, self.pg, self.store_settings,
-                                                        self.dagster_cursor)
+                                                        self.dagster_cursor, self._instance())
             op = f"bronze__files__{self.name}"
             for request in requests:
                 refs = [FileRef(**f) for f in request.run_config["ops"][op]["config"]["files"]]
@@ -375,9 +378,18 @@ class FileFamilyMachine(RuleBasedStateMachine):
         partition, refs, gens, request = self.pending.pop(index % len(self.pending))
         if request is None:
             load_family_partition(self.family().spec(self.registry()), partition, self.services(), files=refs)
+        elif request.run_key in self.launched:
+            return  # the daemon launches a run key once
         else:
-            launch(self.registry(), request, self.name, self.pg, self.store_settings)
+            self.launched.add(request.run_key)
+            launch(self.registry(), request, self.name, self.pg, self.store_settings, instance=self._instance())
         self._saw(gens)
+
+    def _instance(self) -> dg.DagsterInstance:
+        """One instance per sequence: the sensor sees the runs launched before (run keys, retries)."""
+        if self.instance is None:
+            self.instance = dg.DagsterInstance.ephemeral()
+        return self.instance
 
     @precondition(lambda self: self.pending)
     @rule(index=st.integers(min_value=0, max_value=3))
