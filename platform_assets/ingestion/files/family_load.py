@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg2
+
 from platform_assets.ingestion.errors import (
     FileChangedError,
     IngestionError,
@@ -40,6 +42,7 @@ from platform_assets.ingestion.tracking.run_scope import (
     locked_source,
     run_in_session,
 )
+from platform_resources.object_store import ObjectStoreError
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,8 @@ def _load_version(
     except TransientError:
         raise
     except IngestionError as e:
+        if _platform_refused(e):
+            raise  # an outage of the whole run, not this version's failure: the sensor asks again
         log.error("%s: %s failed: %s", spec.name, relative, e)
         file_ledger.record_failure(
             platform, spec.name, relative, md5, stat_key=seen.stat_key,
@@ -206,6 +211,19 @@ def _load_version(
         return FileOutcome(relative, "failed", str(e))
     file_ledger.forget_failure(platform, spec.name, relative, md5)
     return FileOutcome(relative, "loaded", _move_processed(spec, seen), result=result)
+
+
+def _platform_refused(error: BaseException) -> bool:
+    """Whether the object store or the platform database refused the load (credentials,
+    a grant, a bucket policy): not the file's fault, so not recorded as its failure."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ObjectStoreError) or (
+            isinstance(cause, psycopg2.Error) and not isinstance(cause, psycopg2.DataError)
+        ):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _move_processed(spec: FamilySpec, seen: FileSeen) -> str:

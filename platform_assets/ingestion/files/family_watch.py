@@ -2,7 +2,8 @@
 
 A file is at rest when its size, mtime and ctime are the same as at the previous tick
 (the cursor remembers them, with what is known of the file's MD5). A version at rest
-that the ledger holds, or that failed before, is not asked for again. Files whose name
+that the ledger holds, or that failed before, is not asked for again (a loaded one
+found again is, under ``after_load: move``: its run moves it). Files whose name
 the family cannot use are recorded once per version (``record_problem``) and reported
 in the tick.
 
@@ -71,7 +72,8 @@ def plan_tick(spec: FamilySpec, services: Services, cursor: str | None) -> TickP
             md5 = state[seen.relative_path]
             if _is_md5(md5):
                 if file_ledger.is_loaded(platform, spec.name, seen.relative_path, md5, seen.path):
-                    continue
+                    if spec.after_load != "move":
+                        continue  # else requested all the same: the run moves it (found again)
                 if file_ledger.has_failed(platform, spec.name, seen.relative_path, md5):
                     continue
             elif md5 != LARGE:
