@@ -218,7 +218,9 @@ def extract_backends(conn: Any) -> list[tuple]:
 _WHICH = {
     "all": "",
     "copy": " AND query LIKE 'COPY%%' AND state = 'active'",  # the psql sessions streaming
-    "snapshot": " AND state = 'idle in transaction'",  # the session that exported the snapshot
+    # The session that exported the snapshot (a psql session that finished its COPY is
+    # idle in transaction too until it exits: not it).
+    "snapshot": " AND state = 'idle in transaction' AND query NOT LIKE 'COPY%%'",
 }
 
 

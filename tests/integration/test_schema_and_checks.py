@@ -178,8 +178,8 @@ def test_detect_json_schema_types(tmp_path):
     assert set(schema) == {"format", "columns", "row_count"}
     assert (schema["format"], schema["row_count"]) == ("json", 2)
     types = {c["name"]: c["arrow_type"] for c in schema["columns"]}
-    # JSON timestamps are kept as text by design (json_reader: "timestamps kept as text").
-    assert types == {"id": "int64", "zip": "string", "at": "string", "ok": "bool"}
+    # ISO timestamps in JSON follow the CSV rule (text_types): UTC when they carry offsets.
+    assert types == {"id": "int64", "zip": "string", "at": "timestamp[us, tz=UTC]", "ok": "bool"}
     assert [c["position"] for c in schema["columns"]] == [1, 2, 3, 4]
 
 

@@ -8,6 +8,7 @@ SchemaDetectionError; arbitrary bytes never raise anything else and never hang.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import tempfile
@@ -78,6 +79,13 @@ def matches(actual: Any, original: Any, arrow_type: pa.DataType) -> bool:
     if pa.types.is_floating(arrow_type):
         return (type(original) in (int, float) and type(actual) is float and actual == float(original)
                 and not math.isnan(actual))
+    if pa.types.is_date(arrow_type):  # a top-level field of ISO dates (the CSV rule)
+        return isinstance(original, str) and dt.date.fromisoformat(original) == actual
+    if pa.types.is_timestamp(arrow_type):  # ISO timestamps: naive, or all zoned (as the same instant in UTC)
+        if not isinstance(original, str) or not isinstance(actual, dt.datetime):
+            return False
+        written = dt.datetime.fromisoformat(original)
+        return (written.tzinfo is None) == (arrow_type.tz is None) and written == actual
     if pa.types.is_struct(arrow_type):
         names = [arrow_type.field(i).name for i in range(arrow_type.num_fields)]
         return (
