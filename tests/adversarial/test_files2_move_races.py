@@ -14,7 +14,7 @@ import psycopg2
 
 from platform_assets.ingestion.files import family_load
 from platform_assets.ingestion.files.family_load import load_family_partition
-from tests.adversarial._files_support import family, registry
+from tests.adversarial._files_support import DAY, family, registry
 from tests.helpers import family_rows, query, waiting_advisory_locks, write_input
 
 PARTITION = "2024-03-02"
@@ -130,3 +130,36 @@ def test_a_family_that_moves_its_files_takes_them_from_another_family_of_the_sam
         registry(customers, nested)
     orders = family(tmp_path, name="order_files", glob="orders_*.csv", after_load="move")
     registry(customers, orders)
+
+
+def test_a_delivery_landing_in_processed_between_the_check_and_the_move_is_not_overwritten(
+        tmp_path, services, monkeypatch):
+    """Promise: "Moving a loaded file never overwrites another file in the processed folder."
+
+    Defect: ``_move_processed`` looked for a free name (``exists()``) and then renamed: a
+    run moving another delivery of the same name between the two (two runs at once, or
+    a name like ``X.csv.1``) had its file replaced. The move is now a hard link, which
+    fails when the name exists, then an unlink.
+    """
+    import os
+
+    write_input(tmp_path, "customers_20240301.csv", "id\n1\n")
+    fam = family(tmp_path, stable_seconds=0, after_load="move")
+    spec = fam.spec(registry(fam))
+    processed = tmp_path / "_processed" / DAY / "customers_20240301.csv"
+    real = {"link": os.link, "rename": os.rename}
+
+    def landing_first(name):
+        def call(source, destination, *args, **kwargs):
+            if str(destination) == str(processed) and not processed.exists():
+                processed.write_text("id\n99\n")  # the other run's move lands now, after the name was chosen
+            return real[name](source, destination, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "link", landing_first("link"))
+    monkeypatch.setattr(os, "rename", landing_first("rename"))
+    outcomes = load_family_partition(spec, DAY, services).outcomes
+    monkeypatch.undo()
+    assert [o.status for o in outcomes] == ["loaded"]
+    assert processed.read_text() == "id\n99\n"
+    assert (processed.parent / "customers_20240301.csv.1").read_text() == "id\n1\n"

@@ -11,6 +11,7 @@ may be moved to ``_processed/<date>/``, never over another file.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -239,19 +240,49 @@ def _move_processed(spec: FamilySpec, seen: FileSeen) -> str:
     target = spec.directory / PROCESSED_DIR / seen.partition_key / seen.relative_path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        candidate, n = target, 1
-        while candidate.exists():
-            candidate = target.with_name(f"{target.name}.{n}")
-            n += 1
-        os.rename(seen.path, candidate)
-        if not _unchanged(candidate, seen, moved=True) and not seen.path.exists():
-            os.rename(candidate, seen.path)
+        candidate = _move_without_replacing(seen.path, target)
+        if not _unchanged(candidate, seen, moved=True):
+            try:
+                _move_without_replacing(candidate, seen.path, numbered=False)
+            except FileExistsError:
+                return (f"written to while it moved to {PROCESSED_DIR}/, and a new file took its name: "
+                        f"it stays as {candidate.relative_to(spec.directory)}")
             return "written to while it moved to _processed: left in place for the next run"
     except OSError as e:
         log.warning("%s: could not move %s to %s: %s", spec.name, seen.path, target.parent, e)
         return (f"could not be moved to {PROCESSED_DIR}/ ({e.strerror or e}); it stays in the directory "
                 "(loaded, so no run loads it again): let the run write there, on the same volume")
     return ""
+
+
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
+
+
+def _move_without_replacing(source: Path, target: Path, numbered: bool = True) -> Path:
+    """Move ``source`` to ``target`` (else ``target.1``, ``.2``, ... when ``numbered``), never
+    over a file: a hard link fails if the name exists, however many runs move at once.
+    Raises FileExistsError when ``target`` exists and ``numbered`` is False."""
+    candidate, n = target, 1
+    while True:
+        try:
+            os.link(source, candidate)
+        except FileExistsError:
+            if not numbered:
+                raise
+            candidate, n = target.with_name(f"{target.name}.{n}"), n + 1
+            continue
+        except OSError as e:
+            if e.errno not in NO_HARD_LINKS:
+                raise
+            if candidate.exists():  # a filesystem without hard links: checked, then renamed
+                if not numbered:
+                    raise FileExistsError(candidate) from e
+                candidate, n = target.with_name(f"{target.name}.{n}"), n + 1
+                continue
+            os.rename(source, candidate)
+            return candidate
+        os.unlink(source)
+        return candidate
 
 
 def _unchanged(path: Path, seen: FileSeen, moved: bool = False) -> bool:
