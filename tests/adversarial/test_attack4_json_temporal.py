@@ -62,3 +62,20 @@ def test_a_late_non_iso_timestamp_value_is_converted_on_the_ndjson_fast_path(tmp
         f"{exact.schema.field('v').type}; the late value {late!r} became {fast.column('v').to_pylist()[-1]!r}"
     )
     assert fast.column("v").to_pylist()[-1] == late
+
+
+@pytest.mark.parametrize("late", ["2024-03-02", "2024-03-02T10", "2024-03-02 10+05"])
+def test_a_late_value_that_is_not_an_iso_timestamp_keeps_a_csv_column_as_text(tmp_path, late):
+    """The same break in CSV (found with the JSON one): the first block infers a timestamp
+    column, pyarrow's parser then took a later bare date or hour-only time silently."""
+    import pyarrow.parquet as pq
+
+    from platform_assets.ingestion.files.convert import convert_csv
+    from platform_assets.ingestion.files.csv_reader import CsvOptions
+
+    path = tmp_path / "late.csv"
+    path.write_text("id,at\n" + "".join(f"{i},2024-03-01 10:00:00\n" for i in range(200_000)) + f"200000,{late}\n")
+    convert_csv(path, tmp_path / "late.parquet", CsvOptions())
+    table = pq.read_table(tmp_path / "late.parquet")
+    assert table.schema.field("at").type == pa.string()
+    assert table.column("at").to_pylist()[-2:] == ["2024-03-01 10:00:00", late]

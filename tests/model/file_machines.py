@@ -68,7 +68,13 @@ from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.tracking import migrations, run_records
 from platform_assets.registry import FileFamily, Registry
 from platform_resources.object_store import ObjectStore, ObjectStoreError
-from tests.helpers import bronze_objects, launch, materialize_partition, query, sensor_tick
+from tests.helpers import (
+    bronze_objects,
+    launch,
+    materialize_partition,
+    query,
+    sensor_tick,
+)
 
 START = dt.date(2024, 3, 1)
 PARTITIONS = ["2024-03-01", "2024-03-02"]

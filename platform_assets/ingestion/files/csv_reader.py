@@ -26,7 +26,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.files.text_types import Widen, convert, infer_type
+from platform_assets.ingestion.files.text_types import (
+    Widen,
+    convert,
+    convert_temporal,
+    infer_type,
+)
 from platform_assets.ingestion.sink.memory import STREAM_BLOCK_BYTES
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
@@ -266,13 +271,22 @@ def typed_batches(
         for name, column in zip(names, first.columns):
             if name not in types:
                 types[name] = infer_type(column)
-    parsed = {n: t for n, t in types.items() if _parsed_by_pyarrow(t)}
+    # Inferred dates and timestamps are converted from text, each value held to its ISO
+    # pattern: pyarrow's parser alone would take a later bare date or an hour-only time.
+    parsed = {n: t for n, t in types.items()
+              if t == pa.bool_() or (_parsed_by_pyarrow(t) and n in options.column_types)}
     schema = pa.schema([pa.field(n, types[n]) for n in names])
     for batch in text_batches(path, names, options, parsed, options.stream_block_size):
         yield pa.RecordBatch.from_arrays(
-            [c if n in parsed else convert(c, types[n], n) for n, c in zip(names, batch.columns)],
+            [c if n in parsed else _convert(c, types[n], n) for n, c in zip(names, batch.columns)],
             schema=schema,
         )
+
+
+def _convert(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
+    if pa.types.is_date32(arrow_type) or pa.types.is_timestamp(arrow_type):
+        return convert_temporal(values, arrow_type, column)
+    return convert(values, arrow_type, column)
 
 
 def _parsed_by_pyarrow(arrow_type: pa.DataType) -> bool:

@@ -22,7 +22,11 @@ from platform_assets.ingestion.files.json_reader import (
     MAX_RECORD_CHARS,
 )
 from platform_assets.ingestion.files.json_types import FLOAT_EXACT_INT, MAX_NESTING
-from platform_assets.ingestion.files.text_types import Widen, convert, temporal_type
+from platform_assets.ingestion.files.text_types import (
+    Widen,
+    convert_temporal,
+    temporal_type,
+)
 from platform_assets.ingestion.sink.memory import STREAM_BLOCK_BYTES
 
 SCAN_CHUNK = 4 * 1024 * 1024
@@ -94,7 +98,7 @@ class _TemporalFields:
                 raise pa.ArrowInvalid(f"field {name!r} has its first values after the first block; reading exactly")
             if name in self.types:
                 try:
-                    column = convert(column, self.types[name], name)
+                    column = convert_temporal(column, self.types[name], name)
                 except Widen as e:
                     raise pa.ArrowInvalid(f"{e}; reading exactly") from e
             columns.append(column)

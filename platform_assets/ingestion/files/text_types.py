@@ -127,6 +127,16 @@ def temporal_type(values: pa.Array) -> pa.DataType | None:
     return None
 
 
+def convert_temporal(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
+    """``convert`` for a date or timestamp column, holding every value to its ISO pattern
+    first: Arrow's cast alone also takes a bare date or an hour-only time into a timestamp."""
+    pattern = dict((t, p) for t, p in TEMPORAL_RULES)[arrow_type]
+    written = pc.match_substring_regex(values, pattern)
+    if not pc.all(written).as_py():  # nulls are skipped
+        raise Widen(column, _first(values, pc.invert(written)))
+    return convert(values, arrow_type, column)
+
+
 def _fits(values: pa.Array, arrow_type: pa.DataType) -> bool:
     try:
         convert(values, arrow_type, "")
