@@ -67,6 +67,8 @@ def test_text_keys_of_a_win1252_database_a_key_still_present_is_reported_deleted
     assert _tombstone_keys(store_settings, "words", D2, "code") == ["é"]
 
 
+@pytest.mark.xfail(strict=True, reason="not promised (README, Deletes): a row with a NULL key part is in no key set, "
+                                       "so its deletion is not observed; key columns should be NOT NULL")
 def test_a_deleted_row_whose_composite_key_has_a_null_part_is_in_no_tombstone(pg_conn, pg, store_settings):
     """``key_columns: [id, region]`` on a table whose ``region`` may be NULL (the pair is still
     unique: ids are). ``query_builder.key_query`` reads the key set with ``WHERE ... IS NOT

@@ -30,6 +30,7 @@ from platform_assets.ingestion.postgres.copy_streams import extract_batches
 from platform_assets.ingestion.postgres.key_sets import (
     COLLATED_TYPES,
     ORDERED_TYPES,
+    KeyOrderError,
     missing_keys,
 )
 from platform_assets.ingestion.postgres.query_builder import copy_statement, key_query
@@ -101,8 +102,10 @@ def capture_deletes(
     key_mappings = _key_mappings(request.source_name, mappings, key)
     key_schema = arrow_schema(key_mappings)
     tombstone_schema = key_schema.append(pa.field(DELETED_AT, pa.timestamp("us", tz="UTC")))
+    cur.execute("SHOW server_encoding")
+    utf8_server = cur.fetchone()[0].upper() in ("UTF8", "SQL_ASCII")
     statement = copy_statement(
-        key_query(request.schema, request.table, key_mappings, COLLATED_TYPES).as_string(cur)
+        key_query(request.schema, request.table, key_mappings, COLLATED_TYPES, utf8_server).as_string(cur)
     )
     key_sink = ParquetSink(capture.directory / "key_set.parquet", key_schema)
     tombstone_sink = ParquetSink(capture.directory / "tombstone.parquet", tombstone_schema)
@@ -115,7 +118,8 @@ def capture_deletes(
             key_sink, key_schema,
         )
         new_deletions = 0
-        for missing in missing_keys(_previous_keys(capture, key_schema, request.source_name), current):
+        for missing in _checked(missing_keys(_previous_keys(capture, key_schema, request.source_name), current),
+                                request.source_name):
             deleted_at = pa.array([snapshot.taken_at] * missing.num_rows, pa.timestamp("us", tz="UTC"))
             rows = missing.append_column(tombstone_schema.field(DELETED_AT), deleted_at).cast(tombstone_schema)
             for batch in rows.to_batches():
@@ -128,6 +132,16 @@ def capture_deletes(
         key_sink.abort()
         tombstone_sink.abort()
         raise
+
+
+def _checked(missing: Iterator[pa.Table], source_name: str) -> Iterator[pa.Table]:
+    try:
+        yield from missing
+    except KeyOrderError as e:
+        raise IngestionError(
+            f"{source_name}: {e}; the key's order changed since the previous run (a collation or encoding "
+            "change?). Clear the earlier key sets to capture from this run on (see the README, Deletes)"
+        ) from e
 
 
 def _key_mappings(source_name: str, mappings: list[ColumnMapping], key: list[str]) -> list[ColumnMapping]:
@@ -159,8 +173,31 @@ def _recorded(batches: Iterator[pa.RecordBatch], sink: ParquetSink, schema: pa.S
 def _previous_keys(capture: DeleteCapture, schema: pa.Schema, source_name: str) -> Iterator[pa.RecordBatch]:
     if capture.previous_key_set is None:
         return
-    for batch in pq.ParquetFile(capture.previous_key_set).iter_batches(batch_size=READ_BATCH_ROWS):
+    previous = pq.ParquetFile(capture.previous_key_set)
+    _same_order(previous.schema_arrow, schema, source_name)
+    for batch in previous.iter_batches(batch_size=READ_BATCH_ROWS):
         yield _cast(batch, schema, source_name, "key set")
+
+
+def _same_order(previous: pa.Schema, current: pa.Schema, source_name: str) -> None:
+    """Refuse a previous key set sorted another way: other key columns, in another order, or
+    of a type whose order differs (integers widen, text stays text: both keep their order)."""
+    def kind(t: pa.DataType) -> str:
+        if pa.types.is_integer(t):
+            return "integer"
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return "text"
+        return str(t)
+
+    if previous.names != current.names or [kind(t) for t in previous.types] != [kind(t) for t in current.types]:
+        was = ", ".join(f"{f.name} {f.type}" for f in previous)
+        now = ", ".join(f"{f.name} {f.type}" for f in current)
+        raise SchemaDetectionError(
+            f"{source_name}: the key changed since the previous key set ({was} -> {now}), so deletes cannot be "
+            f"compared across that change. To capture from this run on, clear the earlier key sets: UPDATE "
+            f"data_platform.ingestion_metadata SET key_set_object_key = NULL WHERE source_name = '{source_name}' "
+            "(deletes between the previous run and this one are then not captured)"
+        )
 
 
 def _committed_rows(capture: DeleteCapture, schema: pa.Schema, source_name: str) -> Iterator[pa.RecordBatch]:

@@ -24,6 +24,10 @@ ORDERED_TYPES = frozenset({"int2", "int4", "int8", "text", "varchar", "uuid", "d
 COLLATED_TYPES = frozenset({"text", "varchar"})
 
 
+class KeyOrderError(ValueError):
+    """The key sets are not in one order: comparing them would loop or report wrong keys."""
+
+
 def missing_keys(old: Iterator[pa.RecordBatch], new: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
     """The rows of ``old`` whose key is not in ``new``; both sorted ascending, without duplicates.
 
@@ -49,6 +53,8 @@ def missing_keys(old: Iterator[pa.RecordBatch], new: Iterator[pa.RecordBatch]) -
                 buffer, buffer.num_rows - 1)
             old_cut = _count_up_to(pending, bound)
             new_cut = 0 if buffer is None else _count_up_to(buffer, bound)
+            if old_cut == 0 and new_cut == 0:
+                raise KeyOrderError("the two key sets are not sorted the same way (no key can be compared)")
             window = None if buffer is None else buffer.slice(0, new_cut)
             missing = _not_in(pending.slice(0, old_cut), window)
             if missing.num_rows:

@@ -63,6 +63,7 @@ def load_partition(
     """
     check = verify or (lambda result: None)
     with locked_source(services, spec.source_name) as platform:
+        _refuse_another_sources_objects(platform, spec, partition_key)
         state = read_source_state(platform, spec.source_name)
         if restore_tombstones(services, platform, spec.source_name, state):
             state = read_source_state(platform, spec.source_name)
@@ -96,6 +97,35 @@ def load_partition(
                 verified.append(check(reloaded))
             state = read_source_state(platform, spec.source_name)
         return PartitionOutcome(result, reloads, errors, verified)
+
+
+_WRITTEN_BY_ANOTHER = """
+SELECT source_name FROM data_platform.ingestion_metadata
+WHERE status = 'success' AND source_name <> %s AND (object_key = ANY(%s) OR deletes_object_key = ANY(%s))
+ORDER BY id DESC LIMIT 1
+"""
+
+
+def _refuse_another_sources_objects(platform: Any, spec: SourceSpec, partition_key: str) -> None:
+    """Tracking follows ``schema.table``: a source whose table was renamed (same registry
+    name, same objects) would start its partitions afresh and overwrite what they hold."""
+    keys = [spec.object_key(partition_key)]
+    if spec.capture_deletes:
+        keys.append(spec.deletes_object_key(partition_key))
+    with platform.cursor() as cur:
+        cur.execute(_WRITTEN_BY_ANOTHER, (spec.source_name, keys, keys))
+        row = cur.fetchone()
+    if row is None:
+        return
+    other = row[0]
+    raise IngestionError(
+        f"{spec.source_name}: the objects of partition {partition_key} ({', '.join(keys)}) were written by "
+        f"{other}, whose history this run cannot see (the tracking tables follow schema.table): it would "
+        f"overwrite them. If the table was renamed, carry its history over first: UPDATE "
+        f"data_platform.ingestion_metadata SET source_name = '{spec.source_name}' WHERE source_name = '{other}'; "
+        f"UPDATE data_platform.watermarks SET source_name = '{spec.source_name}' WHERE source_name = '{other}'. "
+        "Otherwise give the source another name (its objects then go elsewhere)"
+    )
 
 
 def _deletes(spec: SourceSpec, plan: PartitionPlan, state: SourceState) -> DeletesRequest:

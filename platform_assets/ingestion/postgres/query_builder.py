@@ -220,14 +220,20 @@ def copy_statement(select: str) -> str:
     return f"COPY ({select}) TO STDOUT (FORMAT text)"
 
 
-def key_query(schema: str, table: str, key: list[ColumnMapping], collated: frozenset[str]) -> sql.Composable:
-    """SELECT of every row's key, sorted (text by byte order: ``COLLATE "C"``), NULL keys left out.
+def key_query(
+    schema: str, table: str, key: list[ColumnMapping], collated: frozenset[str], utf8_server: bool = True
+) -> sql.Composable:
+    """SELECT of every row's key, sorted, NULL keys left out. Text sorts in UTF-8 byte order
+    (code point order, as Python compares it): ``COLLATE "C"`` on a UTF8 (or SQL_ASCII)
+    server, else the bytes of ``convert_to(text, 'UTF8')`` (in WIN1252, "C" puts the byte
+    0x80, €, before 0xE9, é).
 
     A primary key in its own order is read from its index without a sort.
     """
     names = [sql.Identifier(m.column.name) for m in key]
+    text_order = sql.SQL('{} COLLATE "C"') if utf8_server else sql.SQL("convert_to({}, 'UTF8')")
     order = [
-        sql.SQL('{} COLLATE "C"').format(name) if m.column.type_name in collated else name
+        text_order.format(name) if m.column.type_name in collated else name
         for name, m in zip(names, key)
     ]
     return sql.SQL("SELECT {cols} FROM {rel} WHERE {not_null} ORDER BY {order}").format(

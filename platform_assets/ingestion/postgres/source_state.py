@@ -68,12 +68,20 @@ class SourceState:
         return {"old": self.last_written, "new": stored}
 
 
+# The tombstone of a partition is the one its last run *capturing deletes* recorded: a run
+# while capture_deletes was off leaves the object as it was, and records nothing.
 _LATEST_PER_PARTITION = """
-SELECT DISTINCT ON (partition_key) id, partition_key, load_mode, extract_range, source_snapshot,
-       snapshot_taken_at, needs_late_check, object_key, deleted_rows, deletes_object_key
-FROM data_platform.ingestion_metadata
-WHERE source_name = %s AND status = 'success' AND partition_key IS NOT NULL
-ORDER BY partition_key, id DESC
+SELECT DISTINCT ON (m.partition_key) m.id, m.partition_key, m.load_mode, m.extract_range, m.source_snapshot,
+       m.snapshot_taken_at, m.needs_late_check, m.object_key, t.deleted_rows, t.deletes_object_key
+FROM data_platform.ingestion_metadata m
+LEFT JOIN LATERAL (
+    SELECT deleted_rows, deletes_object_key FROM data_platform.ingestion_metadata d
+    WHERE d.source_name = m.source_name AND d.partition_key = m.partition_key AND d.status = 'success'
+      AND d.deletes_object_key IS NOT NULL
+    ORDER BY d.id DESC LIMIT 1
+) t ON true
+WHERE m.source_name = %s AND m.status = 'success' AND m.partition_key IS NOT NULL
+ORDER BY m.partition_key, m.id DESC
 """
 
 _FRONTIER = """
