@@ -2,11 +2,10 @@
 
 pyarrow's streaming reader reads the file block by block. Types are inferred
 from the first block read as text (see ``text_types``) unless pinned; the file is
-then read again with booleans, dates and timestamps parsed directly by pyarrow
-(its parser accepts exactly what the text conversion would), while numbers are
-read as text and converted exactly (leading zeros stay text, no rounding). A later
-value that does not fit its type raises ``Widen``; the caller restarts with that
-column as text. Unquoted empty fields are null, quoted empty fields (``""``) are
+then read again with booleans (and pinned dates and timestamps) parsed by pyarrow;
+numbers, inferred dates and timestamps are read as text and converted exactly (leading
+zeros stay text, no rounding, every date held to its ISO pattern). A later value that
+does not fit its type raises ``Widen``; the caller restarts with that column as text. Unquoted empty fields are null, quoted empty fields (``""``) are
 empty strings.
 """
 
@@ -26,12 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from platform_assets.ingestion.errors import SchemaDetectionError
-from platform_assets.ingestion.files.text_types import (
-    Widen,
-    convert,
-    convert_temporal,
-    infer_type,
-)
+from platform_assets.ingestion.files.text_types import Widen, convert_strict, infer_type
 from platform_assets.ingestion.sink.memory import STREAM_BLOCK_BYTES
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
@@ -278,15 +272,9 @@ def typed_batches(
     schema = pa.schema([pa.field(n, types[n]) for n in names])
     for batch in text_batches(path, names, options, parsed, options.stream_block_size):
         yield pa.RecordBatch.from_arrays(
-            [c if n in parsed else _convert(c, types[n], n) for n, c in zip(names, batch.columns)],
+            [c if n in parsed else convert_strict(c, types[n], n) for n, c in zip(names, batch.columns)],
             schema=schema,
         )
-
-
-def _convert(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
-    if pa.types.is_date32(arrow_type) or pa.types.is_timestamp(arrow_type):
-        return convert_temporal(values, arrow_type, column)
-    return convert(values, arrow_type, column)
 
 
 def _parsed_by_pyarrow(arrow_type: pa.DataType) -> bool:

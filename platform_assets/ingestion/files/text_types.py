@@ -137,6 +137,13 @@ def convert_temporal(values: pa.Array, arrow_type: pa.DataType, column: str) -> 
     return convert(values, arrow_type, column)
 
 
+def convert_strict(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
+    """``convert``, with dates and timestamps held to their patterns (``convert_temporal``)."""
+    if pa.types.is_date32(arrow_type) or pa.types.is_timestamp(arrow_type):
+        return convert_temporal(values, arrow_type, column)
+    return convert(values, arrow_type, column)
+
+
 def _fits(values: pa.Array, arrow_type: pa.DataType) -> bool:
     try:
         convert(values, arrow_type, "")
