@@ -23,6 +23,7 @@ from platform_assets.ingestion.files.json_types import (
     JType,
     conform,
     merge,
+    record_type_of,
     to_arrow,
     type_of,
 )
@@ -212,6 +213,15 @@ def test_conform_json_text_is_lossless(value):
     assert isinstance(textual, str)
     assert json.loads(textual) == value
     assert type(json.loads(textual)) is type(value)
+
+
+def test_only_a_records_own_string_fields_are_parsed_as_dates():
+    t = record_type_of({"d": "2024-01-31", "n": {"d": "2024-01-31"}, "l": ["2024-01-31"], "s": "x"})
+
+    assert t.fields["d"].temporal == "date"
+    assert t.fields["n"].fields["d"].temporal is None
+    assert t.fields["l"].item.temporal is None
+    assert t.fields["s"].temporal is None
 
 
 def test_conform_shapes_values_for_the_arrow_type():

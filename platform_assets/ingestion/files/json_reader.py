@@ -28,7 +28,7 @@ from platform_assets.ingestion.files.json_types import (
     conform,
     merge,
     record_schema,
-    type_of,
+    record_type_of,
 )
 from platform_assets.ingestion.files.text_types import convert
 
@@ -266,7 +266,7 @@ def infer_record_type(path: Path, layout: Layout) -> JType:
     """One type over every record of the file (the exact path's first pass)."""
     result = JType("struct")
     for record in records(path, layout):
-        result = merge(result, type_of(record) if record else JType("struct"))
+        result = merge(result, record_type_of(record))
     return result
 
 

@@ -68,6 +68,16 @@ def temporal_kind(text: str) -> str | None:
     return None
 
 
+def record_type_of(record: dict[str, Any]) -> JType:
+    """A record's type; only its own string fields are checked for ISO dates and timestamps
+    (nested strings stay text, so their values are not parsed)."""
+    return JType("struct", fields={
+        name: JType("str", temporal=temporal_kind(value)) if isinstance(value, str) and not isinstance(value, NumberText)
+        else type_of(value)
+        for name, value in record.items()
+    })
+
+
 def type_of(value: Any) -> JType:
     if value is None:
         return JType("null")
@@ -82,7 +92,7 @@ def type_of(value: Any) -> JType:
     if isinstance(value, NumberText):
         return JType("json")
     if isinstance(value, str):
-        return JType("str", temporal=temporal_kind(value))
+        return JType("str")
     if isinstance(value, dict):
         return JType("struct", fields={k: type_of(v) for k, v in value.items()})
     if isinstance(value, list):
