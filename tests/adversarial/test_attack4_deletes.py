@@ -18,7 +18,7 @@ from platform_assets.registry import PostgresSource
 from platform_resources.config import PostgresSettings
 from tests.adversarial._common import D1, D2, registry
 from tests.conftest import ADMIN
-from tests.helpers import bronze_objects, materialize_partition, query
+from tests.helpers import bronze_objects, materialize_partition, query, tracking_runs
 
 
 @pytest.fixture
@@ -185,3 +185,6 @@ def test_a_renamed_table_wipes_the_frontiers_tombstone(pg_conn, pg, store_settin
     every = sorted(r["id"] for table in bronze_objects(store_settings, "postgres/items__deletes/").values()
                    for r in table.to_pylist())
     assert every == [2], f"run {'succeeded' if result.success else 'failed'}; tombstones now hold {every}"
+    assert not result.success
+    failed = [r for r in tracking_runs(pg_conn, "public.items_v2") if r["status"] == "failed"]
+    assert failed and "renamed" in failed[-1]["error_message"], [(r["source_name"], r["status"]) for r in tracking_runs(pg_conn)]

@@ -30,7 +30,8 @@ from platform_assets.ingestion.postgres.source_state import (
 from platform_assets.ingestion.postgres.tombstone_repair import restore_tombstones
 from platform_assets.ingestion.services import Services
 from platform_assets.ingestion.sink.load_result import TableLoadResult
-from platform_assets.ingestion.tracking.run_scope import locked_source
+from platform_assets.ingestion.tracking.run_records import RunStart
+from platform_assets.ingestion.tracking.run_scope import locked_source, run_in_session
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def load_partition(
     """
     check = verify or (lambda result: None)
     with locked_source(services, spec.source_name) as platform:
-        _refuse_another_sources_objects(platform, spec, partition_key)
+        _refuse_another_sources_objects(services, platform, spec, partition_key, dagster_run_id)
         state = read_source_state(platform, spec.source_name)
         if restore_tombstones(services, platform, spec.source_name, state):
             state = read_source_state(platform, spec.source_name)
@@ -106,9 +107,12 @@ ORDER BY id DESC LIMIT 1
 """
 
 
-def _refuse_another_sources_objects(platform: Any, spec: SourceSpec, partition_key: str) -> None:
+def _refuse_another_sources_objects(
+    services: Services, platform: Any, spec: SourceSpec, partition_key: str, dagster_run_id: str | None
+) -> None:
     """Tracking follows ``schema.table``: a source whose table was renamed (same registry
-    name, same objects) would start its partitions afresh and overwrite what they hold."""
+    name, same objects) would start its partitions afresh and overwrite what they hold.
+    The refusal is recorded as a ``failed`` run of the source."""
     keys = [spec.object_key(partition_key)]
     if spec.capture_deletes:
         keys.append(spec.deletes_object_key(partition_key))
@@ -118,7 +122,7 @@ def _refuse_another_sources_objects(platform: Any, spec: SourceSpec, partition_k
     if row is None:
         return
     other = row[0]
-    raise IngestionError(
+    refusal = IngestionError(
         f"{spec.source_name}: the objects of partition {partition_key} ({', '.join(keys)}) were written by "
         f"{other}, whose history this run cannot see (the tracking tables follow schema.table): it would "
         f"overwrite them. If the table was renamed, carry its history over first: UPDATE "
@@ -126,6 +130,13 @@ def _refuse_another_sources_objects(platform: Any, spec: SourceSpec, partition_k
         f"UPDATE data_platform.watermarks SET source_name = '{spec.source_name}' WHERE source_name = '{other}'. "
         "Otherwise give the source another name (its objects then go elsewhere)"
     )
+    start = RunStart(
+        source_name=spec.source_name, source_type="postgres", execution_date=partition_key, object_key=keys[0],
+        uri=services.uri(keys[0]), load_mode=spec.load, partition_key=partition_key,
+        dagster_run_id=dagster_run_id, watermark_column=spec.watermark_column,
+    )
+    with run_in_session(platform, services, start, refusal):
+        pass  # not reached: run_in_session records the refusal as failed and raises it
 
 
 def _deletes(spec: SourceSpec, plan: PartitionPlan, state: SourceState) -> DeletesRequest:
