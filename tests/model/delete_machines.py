@@ -17,6 +17,7 @@ the failed run's tombstone may hold the deletions it observed, and nothing else.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import uuid
 from collections import Counter
@@ -40,6 +41,7 @@ from platform_assets.ingestion.tracking import migrations, run_records
 from platform_assets.registry import PostgresSource, Registry
 from platform_resources.object_store import ObjectStore
 from tests.helpers import bronze_objects, materialize_partition, query
+from tests.model.concurrently import run_concurrently
 
 START = dt.date(2024, 3, 1)
 PARTITIONS = [str(START + dt.timedelta(days=n)) for n in range(8)]
@@ -152,21 +154,7 @@ class DeleteMachine(RuleBasedStateMachine):
 
     @rule(partitions=st.lists(st.sampled_from(PARTITIONS), min_size=2, max_size=3))
     def materialize_in_parallel(self, partitions: list[str]) -> None:
-        errors: list[BaseException] = []
-
-        def one(partition: str) -> None:
-            try:
-                self._run(partition, "engine")
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                errors.append(e)
-
-        threads = [threading.Thread(target=one, args=(p,)) for p in partitions]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(300)
-        if errors:
-            raise errors[0]
+        run_concurrently(*(functools.partial(self._run, p, "engine") for p in partitions))
         self._observe(partitions)
 
     @rule(data=st.data(), delete_first=st.booleans())

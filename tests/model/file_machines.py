@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import io
@@ -75,6 +76,7 @@ from tests.helpers import (
     query,
     sensor_tick,
 )
+from tests.model.concurrently import run_concurrently
 
 START = dt.date(2024, 3, 1)
 PARTITIONS = ["2024-03-01", "2024-03-02"]
@@ -407,22 +409,8 @@ class FileFamilyMachine(RuleBasedStateMachine):
     def sensor_run_and_manual_run_at_once(self, index: int) -> None:
         partition = self.pending[index % len(self.pending)][0]
         gens = self._at_rest(partition)
-        errors: list[BaseException] = []
-
-        def guard(target: Any, *args: Any) -> None:
-            try:
-                target(*args)
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                errors.append(e)
-
-        threads = [threading.Thread(target=guard, args=(self._requested, index)),
-                   threading.Thread(target=guard, args=(self._manual, partition, "engine"))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(300)
-        if errors:
-            raise errors[0]
+        run_concurrently(functools.partial(self._requested, index),
+                         functools.partial(self._manual, partition, "engine"))
         self._saw(gens)
 
     @precondition(lambda self: self._here())
@@ -430,22 +418,8 @@ class FileFamilyMachine(RuleBasedStateMachine):
     def sensor_tick_while_a_run_loads(self, partition: str) -> None:
         gens = {r: f["gen"] for r, f in self.files.items() if self._on_disk(r)}
         at_rest = self._at_rest(partition)
-        errors: list[BaseException] = []
-
-        def guard(target: Any, *args: Any) -> None:
-            try:
-                target(*args)
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                errors.append(e)
-
-        threads = [threading.Thread(target=guard, args=(self._engine_tick, gens, False)),
-                   threading.Thread(target=guard, args=(self._manual, partition, "engine"))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(300)
-        if errors:
-            raise errors[0]
+        run_concurrently(functools.partial(self._engine_tick, gens, False),
+                         functools.partial(self._manual, partition, "engine"))
         self._saw(at_rest)
 
     @precondition(lambda self: self._here())

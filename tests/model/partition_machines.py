@@ -26,7 +26,7 @@ committed up to the end of the newest range is in bronze after each run.
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import functools
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,6 +50,7 @@ from platform_assets.ingestion.tracking import migrations
 from platform_assets.registry import PostgresSource, Registry
 from platform_resources.object_store import ObjectStore
 from tests.helpers import materialize_partition, object_rows, query
+from tests.model.concurrently import run_concurrently
 
 START = dt.date(2024, 3, 1)
 PARTITIONS = [str(START + dt.timedelta(days=n)) for n in range(4)]
@@ -136,23 +137,8 @@ class SourceMachine(RuleBasedStateMachine):
     def run(self, partitions: list[str], via: str, rebuild: bool = False) -> list[tuple[str, Any]]:
         """Materialize the partitions (in threads when several) and return what was loaded:
         (partition, watermark_reset) for each partition asked for and each late-row reload."""
-        loaded: list[tuple[str, Any]] = []
-        failures: list[BaseException] = []
-
-        def one(partition: str) -> None:
-            try:
-                loaded.extend(self._run_one(partition, via, rebuild))
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                failures.append(e)
-
-        threads = [threading.Thread(target=one, args=(p,)) for p in partitions]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(300)
-        if failures:
-            raise failures[0]
-        return loaded
+        each = run_concurrently(*(functools.partial(self._run_one, p, via, rebuild) for p in partitions))
+        return [loaded for one in each for loaded in one]
 
     def _run_one(self, partition: str, via: str, rebuild: bool) -> list[tuple[str, Any]]:
         if via == "engine":
