@@ -193,8 +193,6 @@ def _has_bare_null(lines: bytes) -> bool:
 
 def _has_deep_line(lines: bytes) -> bool:
     """A line with ``MAX_FAST_PATH_BRACKETS`` opening brackets (only lines that long can)."""
-    if lines.count(b"[") + lines.count(b"{") < MAX_FAST_PATH_BRACKETS:
-        return False
     ends = np.flatnonzero(np.frombuffer(lines, dtype=np.uint8) == ord("\n"))
     starts = np.concatenate(([0], ends + 1))
     stops = np.append(ends, len(lines))
