@@ -6,7 +6,6 @@ import pytest
 
 from platform_assets.ingestion.files.json_fast import MAX_FAST_PATH_BRACKETS, _hazard
 
-
 DEEP = b'{"a": ' + b"[" * MAX_FAST_PATH_BRACKETS + b"]" * MAX_FAST_PATH_BRACKETS + b"}"
 
 
