@@ -130,10 +130,7 @@ def temporal_type(values: pa.Array) -> pa.DataType | None:
 def convert_temporal(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
     """``convert`` for a date or timestamp column, holding every value to its ISO pattern
     first: Arrow's cast alone also takes a bare date or an hour-only time into a timestamp."""
-    pattern = dict((t, p) for t, p in TEMPORAL_RULES)[arrow_type]
-    written = pc.match_substring_regex(values, pattern)
-    if not pc.all(written).as_py():  # nulls are skipped
-        raise Widen(column, _first(values, pc.invert(written)))
+    _refuse_unwritten(values, dict(TEMPORAL_RULES)[arrow_type], column)
     return convert(values, arrow_type, column)
 
 
@@ -156,27 +153,48 @@ def convert(values: pa.Array, arrow_type: pa.DataType, column: str) -> pa.Array:
     """Convert a text column exactly, or raise Widen naming the first value that doesn't fit."""
     if arrow_type == pa.string():
         return values
-    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
-    if numeric:
-        written = pc.match_substring_regex(values, INTEGER if pa.types.is_integer(arrow_type) else FLOAT)
-        if not pc.all(written).as_py():  # nulls are skipped
-            raise Widen(column, _first(values, pc.invert(written)))
+    if pa.types.is_floating(arrow_type):
+        _refuse_unwritten(values, FLOAT, column)
     try:
         if arrow_type == pa.bool_():
             return _to_bool(values, column)
         converted = pc.cast(values, arrow_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise Widen(column, _first_failing(values, arrow_type)) from e
+    if pa.types.is_integer(arrow_type):
+        _refuse_unwritten(_not_canonical(values, converted), INTEGER, column)
     if pa.types.is_floating(arrow_type):
         _refuse_changed_values(values, converted, arrow_type, column)
     return converted
 
 
+def _refuse_unwritten(values: pa.Array, pattern: str, column: str) -> None:
+    """Widen unless every value is written as ``pattern`` says (nulls are skipped: a batch
+    of nulls only, whose ``all`` is null, fits any type)."""
+    written = pc.match_substring_regex(values, pattern)
+    if pc.all(written).as_py() is False:
+        raise Widen(column, _first(values, pc.invert(written)))
+
+
+def _not_canonical(values: pa.Array, integers: pa.Array) -> pa.Array:
+    """The texts Arrow's cast read as integers that are not those integers as Arrow writes
+    them (a sign, leading zeros): only those need the pattern's verdict."""
+    canonical = pc.fill_null(pc.equal(pc.cast(integers, pa.string()), values), True)
+    return values if len(values) == 0 else pc.filter(values, pc.invert(canonical))
+
+
 def _refuse_changed_values(values: pa.Array, floats: pa.Array, arrow_type: pa.DataType, column: str) -> None:
-    """Widen when a float changed a number: made it infinite or zero, or rounded an integer."""
+    """Widen when a float changed a number: made it infinite or zero, or rounded an integer.
+
+    Only the values whose float is infinite, zero or beyond the exact-integer limit can
+    have changed: their text is tested, the rest is not looked at again."""
+    limit = pa.scalar(float(EXACT_INTEGER_LIMIT[arrow_type.bit_width]), arrow_type)
+    suspect = pc.fill_null(pc.or_(pc.equal(floats, 0), pc.greater_equal(pc.abs(floats), limit)), False)
+    if not pc.any(suspect).as_py():
+        return
+    values, floats = pc.filter(values, suspect), pc.filter(floats, suspect)
     overflow = pc.and_(pc.is_inf(floats), pc.invert(pc.match_substring_regex(values, INFINITY_TEXT)))
     underflow = pc.and_(pc.equal(floats, 0), pc.invert(pc.match_substring_regex(values, ZERO_TEXT)))
-    limit = pa.scalar(float(EXACT_INTEGER_LIMIT[arrow_type.bit_width]), arrow_type)
     inexact = pc.and_(pc.match_substring_regex(values, INTEGER), pc.greater_equal(pc.abs(floats), limit))
     changed = pc.fill_null(pc.or_(pc.or_(overflow, underflow), inexact), False)
     if pc.any(changed).as_py():
@@ -186,9 +204,7 @@ def _refuse_changed_values(values: pa.Array, floats: pa.Array, arrow_type: pa.Da
 def _to_bool(values: pa.Array, column: str) -> pa.Array:
     # Patterns rather than Python scalars: converting a Python value to Arrow makes
     # pyarrow import pandas (a third of a second in a fresh process).
-    valid = pc.match_substring_regex(values, BOOLEAN)
-    if not pc.all(valid).as_py():  # nulls are skipped
-        raise Widen(column, _first(values, pc.invert(valid)))
+    _refuse_unwritten(values, BOOLEAN, column)
     return pc.match_substring_regex(values, "^(?i:true)$")
 
 
