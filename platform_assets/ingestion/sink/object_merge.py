@@ -164,14 +164,48 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 class VersionKeys:
-    """The version keys of the rows a new extract wrote, encoded for an anti-join."""
+    """The version keys of the rows a new extract wrote, for the anti-join with the previous object.
+
+    A version of one integer, date or timestamp column (a table's usual key) is held
+    as its sorted int64 values, 8 bytes a row, and looked up by binary search while
+    the previous object streams through. Other versions are encoded as text for a hash
+    anti-join, which holds both sides' keys and a hash table at once (~130 bytes a row).
+    """
 
     def __init__(self, columns: list[str]):
         self.columns = columns
         self._parts: list[pa.Table] = []
+        self._numbers: list[np.ndarray] | None = None  # None: not decided yet, or encoded
+        self._has_null = False
+        self._sorted: np.ndarray | None = None
 
     def add(self, batch: pa.RecordBatch) -> None:
-        self._parts.append(_encoded(batch, self.columns, batch.num_rows))
+        if self._numbers is None and not self._parts and _numeric_version(batch.schema, self.columns):
+            self._numbers = []
+        if self._numbers is not None:
+            column = batch.column(batch.schema.get_field_index(self.columns[0]))
+            self._has_null = self._has_null or column.null_count > 0
+            self._numbers.append(_int64_values(column))
+        else:
+            self._parts.append(_encoded(batch, self.columns, batch.num_rows))
+
+    @property
+    def numeric(self) -> bool:
+        return self._numbers is not None
+
+    def held(self, column: pa.Array) -> np.ndarray:
+        """Which values of ``column`` (the previous object's, as the source's type) were written."""
+        if self._sorted is None:
+            self._sorted = np.sort(np.concatenate(self._numbers or [np.empty(0, np.int64)]))
+            self._numbers = []
+        values = _int64_values(column, keep_nulls=True)
+        found = np.zeros(len(values), dtype=bool)
+        if len(self._sorted):
+            at = np.minimum(np.searchsorted(self._sorted, values), len(self._sorted) - 1)
+            found = self._sorted[at] == values
+        if column.null_count:
+            found[column.is_null().to_numpy(zero_copy_only=False)] = self._has_null
+        return found
 
     def table(self) -> pa.Table:
         if not self._parts:
@@ -179,8 +213,31 @@ class VersionKeys:
         return pa.concat_tables(self._parts)
 
 
+def _numeric_version(schema: pa.Schema, columns: list[str]) -> bool:
+    if len(columns) != 1 or schema.get_field_index(columns[0]) < 0:
+        return False
+    kind = schema.field(columns[0]).type
+    return (pa.types.is_integer(kind) and kind != pa.uint64()) or pa.types.is_date32(kind) or pa.types.is_timestamp(kind)
+
+
+def _int64_values(column: pa.Array | pa.ChunkedArray, keep_nulls: bool = False) -> np.ndarray:
+    """The column's values as int64 (dates as days, timestamps in their unit); nulls dropped,
+    or (``keep_nulls``) left in place holding any value, for the caller to mask."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_date32(column.type):
+        column = column.cast(pa.int32())
+    numbers = column.cast(pa.int64())
+    if not keep_nulls:
+        return numbers.drop_null().to_numpy()
+    return np.frombuffer(numbers.buffers()[1], dtype=np.int64)[numbers.offset:numbers.offset + len(numbers)]
+
+
 def kept_rows(previous: PreviousObject, written: VersionKeys, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Rows of ``previous`` whose version is not among ``written``, shaped as ``schema``."""
+    if written.numeric and written.columns[0] in previous.schema.names:
+        yield from _kept_by_search(previous, written, schema)
+        return
     parquet = pq.ParquetFile(previous.path)
     present = [c for c in written.columns if c in previous.schema.names]
     old_keys = parquet.read(columns=present)
@@ -198,6 +255,17 @@ def kept_rows(previous: PreviousObject, written: VersionKeys, schema: pa.Schema)
         if last > first:
             yield conform(batch.take(pa.array(rows[first:last] - offset)), schema)
         offset = end
+
+
+def _kept_by_search(previous: PreviousObject, written: VersionKeys, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    name = written.columns[0]
+    for batch in pq.ParquetFile(previous.path).iter_batches(batch_size=BATCH_ROWS):
+        key = batch.column(batch.schema.get_field_index(name))
+        if key.type != schema.field(name).type:
+            key = pc.cast(key, schema.field(name).type)
+        kept = ~written.held(key)
+        if kept.any():
+            yield conform(batch.filter(pa.array(kept)), schema)
 
 
 def _encoded(batch: pa.RecordBatch | pa.Table, columns: list[str], rows: int) -> pa.Table:
