@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo load test test-model-long dev bootstrap summary status bench bench-quick stop-local
+.PHONY: bench-scale install demo load test test-model-long dev bootstrap summary status bench bench-quick stop-local
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ $(DLT_VENV)/.installed:
 ## Full benchmark suite (2M-row table, 1M-row CSV/NDJSON); results in benchmarks/results/.
 bench: $(BENCH_STAMP) $(DLT_VENV)/.installed
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## Five times the data (10M-row table, 10M-row CSV and NDJSON), ours against the limits and DuckDB:
+## do the ratios and the peak RSS hold as data grows? (no pandas or dlt: minutes and many GiB at this size)
+bench-scale: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --rows 10000000 --csv-rows 10000000 --repeat 1 --skip-dlt --skip-pandas \
+		--only table,csv,ndjson --results-name scale $(BENCH_ARGS)
 
 ## The same suite on small data, as CI runs it.
 bench-quick: $(BENCH_STAMP)

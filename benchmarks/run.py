@@ -77,6 +77,7 @@ class Settings:
     repeat: int
     seed: int
     dlt: bool
+    pandas: bool
     groups: tuple[str, ...]
     keep_db: bool
     results_name: str
@@ -104,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     dlt = parser.add_mutually_exclusive_group()
     dlt.add_argument("--skip-dlt", action="store_true", help="do not run the dlt baselines")
     dlt.add_argument("--dlt", action="store_true", help="run the dlt baselines in --quick mode too")
+    parser.add_argument("--skip-pandas", action="store_true",
+                        help="do not run the pandas baselines (at scale they take minutes and many GiB)")
     parser.add_argument("--only", help=f"comma-separated groups to run, of {','.join(GROUPS)}")
     parser.add_argument("--keep-db", action="store_true", help="leave the benchmark database in place")
     parser.add_argument("--results-name", help="file stem under benchmarks/results (default latest; quick: quick)")
@@ -120,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         repeat=a.repeat or (1 if a.quick else DEFAULT_REPEAT),
         seed=a.seed,
         dlt=(not a.skip_dlt) and (a.dlt or not a.quick),
+        pandas=not a.skip_pandas,
         groups=groups,
         keep_db=a.keep_db,
         results_name=a.results_name or ("quick" if a.quick else "latest"),
@@ -290,9 +294,10 @@ def run_table_group(suite: Suite, rows: int) -> None:
         plan.append((suite.add("limit_copy_binary_parallel", "table", "limit_copy_binary_parallel", "limit",
                                f"limit: {streams} x COPY binary by ctid range"),
                      lambda rep: {**table_args, "streams": streams}))
-    plan.append((suite.add("pandas_read_sql", "table", "pandas_read_sql", "baseline",
-                           "pandas.read_sql + to_parquet"),
-                 lambda rep: {**table_args, "out": str(out / "pandas_read_sql.parquet")}))
+    if suite.settings.pandas:
+        plan.append((suite.add("pandas_read_sql", "table", "pandas_read_sql", "baseline",
+                               "pandas.read_sql + to_parquet"),
+                     lambda rep: {**table_args, "out": str(out / "pandas_read_sql.parquet")}))
     if suite.settings.dlt:
         for backend in ("pyarrow", "connectorx"):
             method = f"dlt_{backend}"
@@ -399,8 +404,9 @@ def run_file_groups(suite: Suite, data: Data) -> None:
             (suite.add(f"limit_cat_{group}", group, "limit_cat", "limit", "limit: cat file > /dev/null"),
              lambda rep, a=file_args: a),
             (suite.add(limit_method, group, limit_method, "limit", limit_label), lambda rep, a=file_args: a),
-            (suite.add(pandas_method, group, pandas_method, "baseline", pandas_label),
-             lambda rep, a=file_args, m=pandas_method: {**a, "out": str(out / f"{m}.parquet")}),
+            *([(suite.add(pandas_method, group, pandas_method, "baseline", pandas_label),
+                lambda rep, a=file_args, m=pandas_method: {**a, "out": str(out / f"{m}.parquet")})]
+              if suite.settings.pandas else []),
             (suite.add(duck, group, duck, "baseline", f"duckdb {'read_csv' if group == 'csv' else 'read_json'}"
                        " -> parquet"),
              lambda rep, a=file_args, m=duck: {**a, "out": str(out / f"{m}.parquet")}),
