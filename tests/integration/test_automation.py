@@ -128,8 +128,14 @@ def test_missed_days_of_a_snapshot_source_are_reported(tables, pg, store_setting
 
 
 def test_a_failed_attempt_is_requested_again_when_its_retry_is_due(tables, pg, store_settings):
-    registry = _registry(ORDERS, start=dt.date.today() - dt.timedelta(days=3), at=dt.time(0, 0), catch_up_days=1)
-    day = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    # The retry is timed from the run's real end, so the ticks follow the wall clock: the
+    # schedule's timezone puts them near local noon, where the 31 minutes they span cannot
+    # cross into the next day (which would make another day due; CI once ran at 23:45 UTC).
+    utc_plus = 12 - dt.datetime.now(UTC).hour
+    tz = f"Etc/GMT{-utc_plus:+d}"  # Etc/GMT-N is UTC+N
+    today = dt.datetime.now(ZoneInfo(tz)).date()
+    registry = _registry(ORDERS, start=today - dt.timedelta(days=3), timezone=tz, at=dt.time(0, 0), catch_up_days=1)
+    day = (today - dt.timedelta(days=1)).isoformat()
     query(tables, "DROP TABLE orders")  # the source is broken: the automated run fails
     with dg.instance_for_test() as instance:
         now = dt.datetime.now(UTC)
