@@ -62,6 +62,22 @@ def pg(request: pytest.FixtureRequest) -> Iterator[PostgresSettings]:
         admin.close()
 
 
+def database_with_encoding(encoding: str) -> Iterator[PostgresSettings]:
+    """A database of its own in ``encoding`` (C collation), dropped afterwards: ``yield from``
+    it in a fixture."""
+    name = f"t_{encoding.lower()}_{uuid.uuid4().hex[:10]}"
+    admin = ADMIN.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        yield PostgresSettings(host=ADMIN.host, port=ADMIN.port, user=ADMIN.user, password=ADMIN.password, dbname=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 @pytest.fixture
 def pg_conn(pg: PostgresSettings) -> Iterator[psycopg2.extensions.connection]:
     conn = pg.connect()

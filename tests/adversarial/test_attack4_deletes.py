@@ -8,7 +8,6 @@ databases are supported sources.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,23 +16,14 @@ import pytest
 from platform_assets.registry import PostgresSource
 from platform_resources.config import PostgresSettings
 from tests.adversarial._common import D1, D2, registry
-from tests.conftest import ADMIN
+from tests.conftest import database_with_encoding
 from tests.helpers import bronze_objects, materialize_partition, query, tracking_runs
 
 
 @pytest.fixture
 def win1252() -> Iterator[PostgresSettings]:
     """A database of its own in WIN1252 (source and platform), dropped afterwards."""
-    name = f"t_win1252_{uuid.uuid4().hex[:10]}"
-    admin = ADMIN.connect()
-    admin.autocommit = True
-    query(admin, f"CREATE DATABASE \"{name}\" ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    try:
-        yield PostgresSettings(host=ADMIN.host, port=ADMIN.port, user=ADMIN.user, password=ADMIN.password,
-                               dbname=name)
-    finally:
-        query(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    yield from database_with_encoding("WIN1252")
 
 
 def _connect(settings: PostgresSettings) -> Any:

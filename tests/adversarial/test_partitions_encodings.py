@@ -6,7 +6,6 @@ UTF-8 bytes load as they are; other bytes fail the run naming the encoding and t
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,21 +13,13 @@ import pytest
 from platform_resources.config import PostgresSettings
 from tests.adversarial._common import D2, registry, rows
 from tests.adversarial._common2 import ORDERS
-from tests.conftest import ADMIN
+from tests.conftest import database_with_encoding
 from tests.helpers import materialize_partition, query, tracking_runs
 
 
 @pytest.fixture
 def sql_ascii() -> Iterator[PostgresSettings]:
-    name = f"t_sqlascii_{uuid.uuid4().hex[:10]}"
-    admin = ADMIN.connect()
-    admin.autocommit = True
-    query(admin, f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    try:
-        yield PostgresSettings(host=ADMIN.host, port=ADMIN.port, user=ADMIN.user, password=ADMIN.password, dbname=name)
-    finally:
-        query(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    yield from database_with_encoding("SQL_ASCII")
 
 
 def test_a_null_watermark_row_with_other_bytes_fails_every_partition_that_does_not_read_it(sql_ascii, store_settings):

@@ -7,7 +7,6 @@ reads the stored object back.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from platform_assets.ingestion.database_ingestor import (
 )
 from platform_assets.ingestion.errors import IngestionError
 from platform_resources.config import PostgresSettings
-from tests.conftest import ADMIN
+from tests.conftest import database_with_encoding
 from tests.helpers import query, read_parquet
 
 CLIENTS = ["psql", "psycopg2"]
@@ -32,26 +31,14 @@ def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return request.param
 
 
-def _database(encoding: str) -> Iterator[PostgresSettings]:
-    name = f"t_{encoding.lower()}_{uuid.uuid4().hex[:10]}"
-    admin = ADMIN.connect()
-    admin.autocommit = True
-    query(admin, f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    try:
-        yield PostgresSettings(host=ADMIN.host, port=ADMIN.port, user=ADMIN.user, password=ADMIN.password, dbname=name)
-    finally:
-        query(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 @pytest.fixture
 def latin1() -> Iterator[PostgresSettings]:
-    yield from _database("LATIN1")
+    yield from database_with_encoding("LATIN1")
 
 
 @pytest.fixture
 def sql_ascii() -> Iterator[PostgresSettings]:
-    yield from _database("SQL_ASCII")
+    yield from database_with_encoding("SQL_ASCII")
 
 
 def _services_on(services: Any, source: PostgresSettings) -> Any:
