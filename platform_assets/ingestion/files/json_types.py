@@ -71,11 +71,11 @@ def temporal_kind(text: str) -> str | None:
 def record_type_of(record: dict[str, Any]) -> JType:
     """A record's type; only its own string fields are checked for ISO dates and timestamps
     (nested strings stay text, so their values are not parsed)."""
-    return JType("struct", fields={
-        name: JType("str", temporal=temporal_kind(value)) if isinstance(value, str) and not isinstance(value, NumberText)
-        else type_of(value)
-        for name, value in record.items()
-    })
+    fields = {name: type_of(value) for name, value in record.items()}
+    for name, t in fields.items():
+        if t.kind == "str":
+            t.temporal = temporal_kind(record[name])
+    return JType("struct", fields=fields)
 
 
 def type_of(value: Any) -> JType:

@@ -195,9 +195,10 @@ class VersionKeys:
 
     def held(self, column: pa.Array) -> np.ndarray:
         """Which values of ``column`` (the previous object's, as the source's type) were written."""
-        if self._sorted is None:
-            self._sorted = np.sort(np.concatenate(self._numbers or [np.empty(0, np.int64)]))
+        if self._sorted is None:  # sorted in place, the parts let go first: two copies at most, briefly
+            self._sorted = np.concatenate(self._numbers or [np.empty(0, np.int64)])
             self._numbers = []
+            self._sorted.sort()
         values = _int64_values(column, keep_nulls=True)
         found = np.zeros(len(values), dtype=bool)
         if len(self._sorted):
@@ -235,7 +236,7 @@ def _int64_values(column: pa.Array | pa.ChunkedArray, keep_nulls: bool = False) 
 
 def kept_rows(previous: PreviousObject, written: VersionKeys, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Rows of ``previous`` whose version is not among ``written``, shaped as ``schema``."""
-    if written.numeric and written.columns[0] in previous.schema.names:
+    if written.numeric:  # version_columns made sure the previous object has the column
         yield from _kept_by_search(previous, written, schema)
         return
     parquet = pq.ParquetFile(previous.path)
